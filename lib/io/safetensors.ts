@@ -1,0 +1,642 @@
+// Reader and writer for the safetensors format (docs/formats.md §1).
+//
+// The reader opens a file, reads only the 8-byte length prefix and the JSON header, and validates
+// them exactly as the reference Rust reader does (§1.4), plus a few stricter checks (duplicate keys,
+// extra fields in a tensor entry). Tensor bytes are read on demand with positional reads, so a
+// 60 GB checkpoint costs one file descriptor and its header, not its size in memory.
+//
+// The writer mimics the reference layout (§1.5) so that every tensor of a ≥4-byte dtype lands on an
+// offset aligned to its element size, and writes atomically (temporary sibling + fsync + rename):
+// a crash or a failing tensor never leaves a half-written checkpoint at the destination.
+
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { describeValue, fileError, invalidParameterError } from '../errors.js';
+import { DTYPES, DTYPE_BITS, isDType, byteSize, numel, viewAs, type DType, type Tensor } from '../tensor.js';
+
+/** Bytes of the little-endian u64 that precedes the header. */
+const LENGTH_PREFIX_BYTES = 8;
+
+/** The reference reader's and writer's limit on the header length (docs/formats.md §1.4 rule 2). */
+export const MAX_HEADER_SIZE = 100_000_000;
+
+/** The reserved top-level key that holds string→string metadata (docs/formats.md §1.2). */
+const METADATA_KEY = '__metadata__';
+
+/** The only fields of a tensor entry; the published JSON schema forbids others (§1.2). */
+const ENTRY_FIELDS = ['dtype', 'shape', 'data_offsets'] as const;
+
+/** Largest single read or write: fs rejects lengths ≥ 2 GiB in one call. */
+const IO_CHUNK_BYTES = 1 << 30;
+
+/** Where one tensor's bytes live in a file. */
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Absolute file offset of the first byte (8 + header length + data_offsets[0]). */
+  readonly begin: number;
+  readonly byteLength: number;
+}
+
+/** What the header of a safetensors file says. */
+export interface SafetensorsHeader {
+  readonly path: string;
+  /** The `__metadata__` object, or null when the file has none. */
+  readonly metadata: Record<string, string> | null;
+  /** Length N of the JSON header in bytes, excluding the 8-byte length prefix. */
+  readonly headerSize: number;
+  readonly fileSize: number;
+  /** Tensors in header order. */
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+}
+
+// --- reading --------------------------------------------------------------------------------
+
+/** A safetensors file opened for lazy, per-tensor reads. Close it (or `await using` it) when done. */
+export class SafetensorsFile implements SafetensorsHeader {
+  readonly path: string;
+  readonly metadata: Record<string, string> | null;
+  readonly headerSize: number;
+  readonly fileSize: number;
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  #handle: FileHandle | null;
+
+  private constructor(handle: FileHandle, header: SafetensorsHeader) {
+    this.#handle = handle;
+    this.path = header.path;
+    this.metadata = header.metadata;
+    this.headerSize = header.headerSize;
+    this.fileSize = header.fileSize;
+    this.tensors = header.tensors;
+  }
+
+  /** Opens `path`, reads and validates its header; tensor data stays on disk until read. */
+  static async open(path: string): Promise<SafetensorsFile> {
+    if (typeof path !== 'string' || path === '') throw invalidParameterError('path', 'a non-empty file path', path);
+    const handle = await open(path, 'r');
+    try {
+      return new SafetensorsFile(handle, await readHeader(handle, path));
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** Tensor names in header order. */
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (info === undefined) throw fileError(this.path, `no tensor named '${name}' (${describeAvailable(this.names())})`);
+    return info;
+  }
+
+  /** Reads one whole tensor into a fresh, aligned buffer. */
+  async read(name: string): Promise<Tensor> {
+    const info = this.info(name);
+    const bytes = await this.#readBytes(info, info.begin, info.byteLength);
+    return { dtype: info.dtype, shape: [...info.shape], data: viewAs(info.dtype, bytes) };
+  }
+
+  /** Reads rows [rowStart, rowStart + rowCount) of the first dimension, e.g. a slice of a huge embedding. */
+  async readRows(name: string, rowStart: number, rowCount: number): Promise<Tensor> {
+    const info = this.info(name);
+    if (info.shape.length === 0) throw fileError(this.path, `tensor '${name}' is a scalar; readRows needs at least one dimension`);
+    const rows = info.shape[0];
+    checkRowRange(name, rows, rowStart, rowCount);
+    const rowShape = info.shape.slice(1);
+    const rowBits = numel(rowShape) * DTYPE_BITS[info.dtype];
+    if (rowBits % 8 !== 0) {
+      throw fileError(this.path, `tensor '${name}': a row of ${info.dtype} [${rowShape.join(', ')}] does not fill whole bytes; read the whole tensor instead`);
+    }
+    const rowBytes = rowBits / 8;
+    const bytes = await this.#readBytes(info, info.begin + rowStart * rowBytes, rowCount * rowBytes);
+    return { dtype: info.dtype, shape: [rowCount, ...rowShape], data: viewAs(info.dtype, bytes) };
+  }
+
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = null;
+    await handle?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #readBytes(info: TensorInfo, position: number, length: number): Promise<Uint8Array> {
+    if (this.#handle === null) throw fileError(this.path, `cannot read tensor '${info.name}': the file was closed`);
+    // A fresh ArrayBuffer (not Buffer.allocUnsafe's shared pool) starts at offset 0, so viewAs
+    // can wrap it without a copy whatever the tensor's offset in the file.
+    const bytes = new Uint8Array(new ArrayBuffer(length));
+    await readFully(this.#handle, this.path, bytes, position, () => `tensor '${info.name}' ends past the end of the file (was it truncated after it was opened?)`);
+    return bytes;
+  }
+}
+
+/** Reads and validates just the header of `path`, then closes the file. */
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  const file = await SafetensorsFile.open(path);
+  await file.close();
+  const { metadata, headerSize, fileSize, tensors } = file;
+  return { path, metadata, headerSize, fileSize, tensors };
+}
+
+/** Reads a whole (small) file into memory: metadata and every tensor, in header order. */
+export async function loadSafetensors(path: string): Promise<{ metadata: Record<string, string> | null; tensors: Map<string, Tensor> }> {
+  const file = await SafetensorsFile.open(path);
+  try {
+    const tensors = new Map<string, Tensor>();
+    for (const name of file.names()) tensors.set(name, await file.read(name));
+    return { metadata: file.metadata === null ? null : { ...file.metadata }, tensors };
+  } finally {
+    await file.close();
+  }
+}
+
+function describeAvailable(names: string[]): string {
+  if (names.length === 0) return 'the file holds no tensors';
+  const shown = names.slice(0, 5).map((n) => `'${n}'`).join(', ');
+  return names.length > 5 ? `available: ${shown} and ${names.length - 5} more` : `available: ${shown}`;
+}
+
+function checkRowRange(name: string, rows: number, rowStart: number, rowCount: number): void {
+  if (!isNonNegativeSafeInteger(rowStart) || rowStart > rows) {
+    throw invalidParameterError(`rowStart of tensor '${name}'`, `an integer in [0, ${rows}]`, rowStart);
+  }
+  if (!isNonNegativeSafeInteger(rowCount) || rowStart + rowCount > rows) {
+    throw invalidParameterError(`rowCount of tensor '${name}'`, `an integer in [0, ${rows - rowStart}]`, rowCount);
+  }
+}
+
+/** Fills `target` from `position`; fs may return fewer bytes than asked, so loop. */
+async function readFully(handle: FileHandle, path: string, target: Uint8Array, position: number, describeShortRead: () => string): Promise<void> {
+  let done = 0;
+  while (done < target.byteLength) {
+    const length = Math.min(target.byteLength - done, IO_CHUNK_BYTES);
+    const { bytesRead } = await handle.read(target, done, length, position + done);
+    if (bytesRead === 0) throw fileError(path, describeShortRead());
+    done += bytesRead;
+  }
+}
+
+// --- header validation (docs/formats.md §1.4, in the reference's order) ------------------------
+
+/** A tensor entry as the header states it, offsets still relative to the data buffer. */
+interface HeaderEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+async function readHeader(handle: FileHandle, path: string): Promise<SafetensorsHeader> {
+  const { size: fileSize } = await handle.stat();
+  // Rule 1: even an empty tensor dict needs the 8-byte length prefix.
+  if (fileSize < LENGTH_PREFIX_BYTES) throw fileError(path, `file of ${bytes(fileSize)} is too small for a safetensors header (needs at least 8)`);
+  const prefix = new Uint8Array(LENGTH_PREFIX_BYTES);
+  await readFully(handle, path, prefix, 0, () => 'file shrank while its header was read');
+  const headerSize = checkHeaderLength(path, new DataView(prefix.buffer).getBigUint64(0, true), fileSize);
+  const headerBytes = new Uint8Array(headerSize);
+  await readFully(handle, path, headerBytes, LENGTH_PREFIX_BYTES, () => 'file shrank while its header was read');
+  const { metadata, entries } = parseHeader(path, headerBytes);
+  checkTiling(path, entries, headerSize, fileSize);
+  const dataStart = LENGTH_PREFIX_BYTES + headerSize;
+  const tensors = new Map<string, TensorInfo>();
+  for (const { name, dtype, shape, begin, end } of entries) {
+    // Frozen: the infos are shared by every caller of info() and tensors.
+    tensors.set(name, Object.freeze({ name, dtype, shape: Object.freeze(shape), begin: dataStart + begin, byteLength: end - begin }));
+  }
+  return { path, metadata, headerSize, fileSize, tensors };
+}
+
+/** Rules 2 and 3: the header length must be sane and the header must fit in the file. */
+function checkHeaderLength(path: string, declared: bigint, fileSize: number): number {
+  if (declared > BigInt(MAX_HEADER_SIZE)) {
+    throw fileError(path, `header length ${declared} exceeds the limit of ${MAX_HEADER_SIZE} bytes (is this a safetensors file?)`);
+  }
+  const headerSize = Number(declared);
+  if (LENGTH_PREFIX_BYTES + headerSize > fileSize) {
+    throw fileError(path, `header length ${headerSize} runs past the end of the file (8 + ${headerSize} > ${fileSize} bytes)`);
+  }
+  return headerSize;
+}
+
+/** Rule 4: UTF-8 JSON object of tensor entries plus optional string→string metadata. */
+function parseHeader(path: string, bytes: Uint8Array): { metadata: Record<string, string> | null; entries: HeaderEntry[] } {
+  const text = decodeUtf8(path, bytes);
+  const root = parseJsonObject(path, text);
+  const { keys, nonIntegerLiterals } = scanHeaderKeys(path, text);
+  let metadata: Record<string, string> | null = null;
+  const entries: HeaderEntry[] = [];
+  for (const key of keys) {
+    if (key === METADATA_KEY) metadata = parseMetadata(path, root[key]);
+    else entries.push(parseEntry(path, key, root[key], nonIntegerLiterals.get(key)));
+  }
+  return { metadata, entries };
+}
+
+function decodeUtf8(path: string, bytes: Uint8Array): string {
+  try {
+    // ignoreBOM keeps a byte-order mark in the text, where JSON.parse rejects it, as serde_json does.
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch (error) {
+    throw fileError(path, 'header is not valid UTF-8', { cause: error });
+  }
+}
+
+function parseJsonObject(path: string, text: string): Record<string, unknown> {
+  let root: unknown;
+  try {
+    // JSON.parse accepts exactly JSON whitespace around the value, which is the reference's
+    // leniency for padded headers (docs/formats.md §1.1).
+    root = JSON.parse(text);
+  } catch (error) {
+    throw fileError(path, `header is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (!isPlainObject(root)) throw fileError(path, `header must be a JSON object, found ${describeValue(root)}`);
+  return root;
+}
+
+function parseMetadata(path: string, value: unknown): Record<string, string> | null {
+  // The reference models __metadata__ as Option<map>, so an explicit null means "none".
+  if (value === null) return null;
+  if (!isPlainObject(value)) throw fileError(path, `__metadata__ must be an object of strings, found ${describeValue(value)}`);
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== 'string') throw fileError(path, `__metadata__ value of "${key}" must be a string, found ${describeValue(item)}`);
+  }
+  return value as Record<string, string>;
+}
+
+function parseEntry(path: string, name: string, value: unknown, nonIntegerLiteral: string | undefined): HeaderEntry {
+  const where = `tensor '${name}'`;
+  if (!isPlainObject(value)) throw fileError(path, `${where}: expected an object with dtype, shape and data_offsets, found ${describeValue(value)}`);
+  const extra = Object.keys(value).find((field) => !(ENTRY_FIELDS as readonly string[]).includes(field));
+  if (extra !== undefined) throw fileError(path, `${where}: unexpected field "${extra}" (an entry holds only dtype, shape and data_offsets)`);
+  const missing = ENTRY_FIELDS.find((field) => !Object.hasOwn(value, field));
+  if (missing !== undefined) throw fileError(path, `${where}: missing field "${missing}"`);
+  const { dtype, shape, data_offsets: offsets } = value;
+  if (!isDType(dtype)) throw fileError(path, `${where}: unknown dtype ${describeValue(dtype)} (known: ${DTYPES.join(', ')})`);
+  if (!Array.isArray(shape) || !shape.every(isNonNegativeSafeInteger)) {
+    throw fileError(path, `${where}: shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeSafeInteger)) {
+    throw fileError(path, `${where}: data_offsets must be [begin, end] of non-negative integers, found ${JSON.stringify(offsets)}`);
+  }
+  // The reference parses these as usize, which refuses 1.0, 1e3 and -0 even though JSON.parse
+  // maps them to non-negative integers.
+  if (nonIntegerLiteral !== undefined) throw fileError(path, `${where}: shape and data_offsets must be plain non-negative integers, found ${nonIntegerLiteral}`);
+  return { name, dtype, shape: [...shape], begin: offsets[0], end: offsets[1] };
+}
+
+/**
+ * Rules 5 and 6: walked in offset order, the tensors must tile the data buffer exactly — no gap,
+ * no overlap, sizes matching dtype × shape — and the buffer must end where the file ends.
+ * Tiling is what rules out aliasing and polyglot files (docs/formats.md §1.4).
+ */
+function checkTiling(path: string, entries: readonly HeaderEntry[], headerSize: number, fileSize: number): void {
+  const ordered = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let previous: HeaderEntry | undefined;
+  for (const entry of ordered) {
+    checkStartsWherePreviousEnds(path, entry, previous);
+    checkSizeMatchesShape(path, entry);
+    previous = entry;
+  }
+  checkFileEnd(path, previous, headerSize, fileSize);
+}
+
+function checkStartsWherePreviousEnds(path: string, entry: HeaderEntry, previous: HeaderEntry | undefined): void {
+  const { name, begin, end } = entry;
+  if (previous === undefined && begin !== 0) {
+    throw fileError(path, `first tensor '${name}' begins at byte ${begin} of the data buffer instead of 0 (bytes 0..${begin} belong to no tensor)`);
+  }
+  if (previous !== undefined && begin < previous.end) {
+    throw fileError(path, `tensors '${previous.name}' and '${name}' overlap: '${previous.name}' ends at byte ${previous.end} of the data buffer but '${name}' begins at byte ${begin}`);
+  }
+  if (previous !== undefined && begin > previous.end) {
+    throw fileError(path, `gap of ${bytes(begin - previous.end)} between tensors '${previous.name}' (ends at byte ${previous.end} of the data buffer) and '${name}' (begins at byte ${begin})`);
+  }
+  if (end < begin) throw fileError(path, `tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
+}
+
+function checkSizeMatchesShape(path: string, { name, dtype, shape, begin, end }: HeaderEntry): void {
+  const count = numel(shape);
+  const bits = count * DTYPE_BITS[dtype];
+  if (!Number.isSafeInteger(bits)) throw fileError(path, `tensor '${name}': shape [${shape.join(', ')}] has too many elements`);
+  if (bits % 8 !== 0) throw fileError(path, `tensor '${name}': ${count} ${dtype} elements make ${bits} bits, which do not fill whole bytes`);
+  const expected = byteSize(dtype, shape);
+  if (end - begin !== expected) {
+    throw fileError(path, `tensor '${name}': ${dtype} [${shape.join(', ')}] needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+  }
+}
+
+function checkFileEnd(path: string, last: HeaderEntry | undefined, headerSize: number, fileSize: number): void {
+  const expectedSize = LENGTH_PREFIX_BYTES + headerSize + (last?.end ?? 0);
+  const after = last === undefined ? 'the header' : `the last tensor '${last.name}'`;
+  if (fileSize < expectedSize) {
+    throw fileError(path, `truncated: ${bytes(expectedSize - fileSize)} missing (${after} ends at byte ${expectedSize} of a ${fileSize}-byte file)`);
+  }
+  if (fileSize > expectedSize) throw fileError(path, `${bytes(fileSize - expectedSize, 'trailing ')} after ${after}`);
+}
+
+// --- top-level key scan ---------------------------------------------------------------------
+
+/**
+ * JSON.parse keeps the last of duplicate keys silently and reorders integer-like keys, so this
+ * scan of the (already parsed, hence well-formed) text recovers what it hides: the top-level keys
+ * in file order, duplicate keys at any depth (forbidden by the format, docs/formats.md §1.2), and
+ * number literals other than plain digits (fraction, exponent, -0) inside each top-level entry.
+ */
+function scanHeaderKeys(path: string, text: string): { keys: string[]; nonIntegerLiterals: Map<string, string> } {
+  const keys: string[] = [];
+  const nonIntegerLiterals = new Map<string, string>();
+  const objectKeys: (Set<string> | null)[] = []; // one per open container; null for arrays
+  let expectingKey = false;
+  let topKey = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      const end = endOfString(text, i);
+      const keySet = objectKeys[objectKeys.length - 1];
+      if (expectingKey && keySet) {
+        const key = JSON.parse(text.slice(i, end)) as string;
+        if (keySet.has(key)) throw fileError(path, duplicateKeyMessage(key, objectKeys.length, topKey));
+        keySet.add(key);
+        if (objectKeys.length === 1) keys.push((topKey = key));
+        expectingKey = false;
+      }
+      i = end;
+    } else if (c === '{' || c === '[') {
+      objectKeys.push(c === '{' ? new Set() : null);
+      expectingKey = c === '{';
+      i++;
+    } else if (c === '}' || c === ']') {
+      objectKeys.pop();
+      i++;
+    } else if (c === ',') {
+      expectingKey = objectKeys[objectKeys.length - 1] != null;
+      i++;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      const start = i;
+      while (i < text.length && isNumberChar(text[i])) i++;
+      const literal = text.slice(start, i);
+      if (!/^\d+$/.test(literal) && !nonIntegerLiterals.has(topKey)) nonIntegerLiterals.set(topKey, literal);
+    } else {
+      i++;
+    }
+  }
+  return { keys, nonIntegerLiterals };
+}
+
+function isNumberChar(c: string): boolean {
+  return (c >= '0' && c <= '9') || c === '-' || c === '+' || c === '.' || c === 'e' || c === 'E';
+}
+
+/** Index just past the closing quote of the string that opens at `start`. */
+function endOfString(text: string, start: number): number {
+  let quote = text.indexOf('"', start + 1);
+  while (isEscaped(text, quote)) quote = text.indexOf('"', quote + 1);
+  return quote + 1;
+}
+
+function isEscaped(text: string, index: number): boolean {
+  let backslashes = 0;
+  while (text[index - 1 - backslashes] === '\\') backslashes++;
+  return backslashes % 2 === 1;
+}
+
+function duplicateKeyMessage(key: string, depth: number, topKey: string): string {
+  if (depth === 1) {
+    return key === METADATA_KEY ? `duplicate ${METADATA_KEY} in the header` : `duplicate tensor '${key}' in the header (tensor names must be unique)`;
+  }
+  return topKey === METADATA_KEY
+    ? `duplicate key ${JSON.stringify(key)} in __metadata__`
+    : `tensor '${topKey}': duplicate key ${JSON.stringify(key)}`;
+}
+
+// --- writing --------------------------------------------------------------------------------
+
+/** One tensor to write; `data` may be a thunk so that huge exports hold one tensor at a time. */
+export interface WritableTensor {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+  data: ArrayBufferView | (() => Promise<ArrayBufferView>);
+}
+
+export interface WriteSafetensorsOptions {
+  /** String→string metadata; `format: "pt"` is added unless given (transformers checks it, §1.2). */
+  metadata?: Record<string, string>;
+}
+
+/** A validated tensor with its place in the data buffer. */
+interface PlannedTensor {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  byteLength: number;
+  begin: number;
+  data: WritableTensor['data'];
+}
+
+/**
+ * Writes a safetensors file laid out like the reference writer (docs/formats.md §1.5). Everything
+ * is validated before the file is created; data is written tensor by tensor (thunks are called
+ * one at a time, in layout order) into a temporary sibling that replaces `path` only when complete.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Iterable<WritableTensor> | AsyncIterable<WritableTensor>,
+  options: WriteSafetensorsOptions = {},
+): Promise<void> {
+  if (typeof path !== 'string' || path === '') throw invalidParameterError('path', 'a non-empty file path', path);
+  const metadata = checkWriterMetadata(options?.metadata);
+  const planned = planLayout(await collectTensors(tensors));
+  const header = encodeHeader(path, headerMetadata(metadata, planned.length), planned);
+  await writeAtomically(path, async (handle) => {
+    await writeFully(handle, header);
+    for (const tensor of planned) await writeFully(handle, await resolveData(tensor));
+  });
+}
+
+async function collectTensors(tensors: Iterable<WritableTensor> | AsyncIterable<WritableTensor>): Promise<PlannedTensor[]> {
+  if (!isIterable(tensors)) {
+    throw invalidParameterError('tensors', 'an iterable of { name, dtype, shape, data }', tensors);
+  }
+  const collected: PlannedTensor[] = [];
+  const seen = new Set<string>();
+  for await (const tensor of tensors) {
+    const checked = checkWritableTensor(tensor, collected.length);
+    if (seen.has(checked.name)) throw invalidParameterError(`name of tensors[${collected.length}]`, 'a unique tensor name', checked.name);
+    seen.add(checked.name);
+    collected.push(checked);
+  }
+  return collected;
+}
+
+function checkWritableTensor(tensor: WritableTensor, index: number): PlannedTensor {
+  if (!isPlainObject(tensor)) throw invalidParameterError(`tensors[${index}]`, 'an object { name, dtype, shape, data }', tensor);
+  const { name, dtype, shape, data } = tensor;
+  if (typeof name !== 'string' || name === '' || name === METADATA_KEY || hasLoneSurrogate(name)) {
+    throw invalidParameterError(`name of tensors[${index}]`, `a non-empty string other than "${METADATA_KEY}"`, name);
+  }
+  const where = `tensor '${name}'`;
+  if (!isDType(dtype)) throw invalidParameterError(`dtype of ${where}`, `one of ${DTYPES.join(', ')}`, dtype);
+  if (!Array.isArray(shape) || !shape.every(isNonNegativeSafeInteger)) {
+    throw invalidParameterError(`shape of ${where}`, 'an array of non-negative integers', shape);
+  }
+  const bits = numel(shape) * DTYPE_BITS[dtype];
+  if (!Number.isSafeInteger(bits) || bits % 8 !== 0) {
+    throw invalidParameterError(`shape of ${where}`, `a shape whose ${dtype} elements fill whole bytes`, `[${shape.join(', ')}]`);
+  }
+  const byteLength = byteSize(dtype, shape);
+  const planned = { name, dtype, shape: [...shape], byteLength, begin: 0, data };
+  if (typeof data !== 'function') checkDataSize(planned, data);
+  return planned;
+}
+
+function checkDataSize({ name, dtype, shape, byteLength }: PlannedTensor, data: unknown): asserts data is ArrayBufferView {
+  if (!ArrayBuffer.isView(data)) throw invalidParameterError(`data of tensor '${name}'`, 'an ArrayBufferView or a function returning a promise of one', data);
+  if (data.byteLength !== byteLength) {
+    throw invalidParameterError(`data of tensor '${name}'`, `a view of ${byteLength} bytes (${dtype} [${shape.join(', ')}])`, data);
+  }
+}
+
+function checkWriterMetadata(metadata: unknown): Record<string, string> | undefined {
+  if (metadata === undefined) return undefined;
+  if (!isPlainObject(metadata)) throw invalidParameterError('metadata', 'an object of string values', metadata);
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== 'string' || hasLoneSurrogate(key) || hasLoneSurrogate(value)) {
+      throw invalidParameterError(`metadata["${key}"]`, 'a string', value);
+    }
+  }
+  return metadata as Record<string, string>;
+}
+
+/**
+ * Always `format: "pt"` (docs/formats.md §1.2) — except for a file with no tensors and no metadata,
+ * which serializes exactly like the reference's empty file: N = 8, `{}` and six spaces (§1.1).
+ */
+function headerMetadata(metadata: Record<string, string> | undefined, tensorCount: number): Record<string, string> | null {
+  if (metadata === undefined && tensorCount === 0) return null;
+  return { format: 'pt', ...metadata };
+}
+
+/**
+ * Layout order of the reference writer (docs/formats.md §1.5): dtype descending in enum order,
+ * then name ascending by UTF-8 bytes (Rust's String order). Large elements first keep every
+ * tensor aligned to its element size, given the 8-aligned data buffer.
+ */
+function planLayout(tensors: PlannedTensor[]): PlannedTensor[] {
+  const rank = (dtype: DType) => DTYPES.indexOf(dtype);
+  const nameBytes = new Map(tensors.map((t) => [t.name, Buffer.from(t.name, 'utf8')]));
+  const ordered = [...tensors].sort((a, b) => rank(b.dtype) - rank(a.dtype) || Buffer.compare(nameBytes.get(a.name)!, nameBytes.get(b.name)!));
+  let offset = 0;
+  for (const tensor of ordered) {
+    tensor.begin = offset;
+    offset += tensor.byteLength;
+  }
+  return ordered;
+}
+
+/** Length prefix + compact JSON (metadata first, then layout order) + spaces up to a multiple of 8. */
+function encodeHeader(path: string, metadata: Record<string, string> | null, planned: readonly PlannedTensor[]): Uint8Array {
+  const members: string[] = [];
+  if (metadata !== null) members.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`);
+  for (const { name, dtype, shape, begin, byteLength } of planned) {
+    // Field order as the reference's TensorInfo struct serializes it.
+    members.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [begin, begin + byteLength] })}`);
+  }
+  const json = Buffer.from(`{${members.join(',')}}`, 'utf8');
+  const headerSize = Math.ceil(json.byteLength / 8) * 8;
+  if (headerSize > MAX_HEADER_SIZE) {
+    throw fileError(path, `header of ${headerSize} bytes exceeds the limit of ${MAX_HEADER_SIZE} bytes readers accept; split the tensors into shards`);
+  }
+  const header = Buffer.alloc(LENGTH_PREFIX_BYTES + headerSize, 0x20);
+  header.writeBigUInt64LE(BigInt(headerSize), 0);
+  json.copy(header, LENGTH_PREFIX_BYTES);
+  return header;
+}
+
+/** The tensor's bytes, calling its thunk now if it has one, re-checking the size it promised. */
+async function resolveData(tensor: PlannedTensor): Promise<Uint8Array> {
+  const data = typeof tensor.data === 'function' ? await tensor.data() : tensor.data;
+  checkDataSize(tensor, data);
+  // The view's own window, not its whole buffer (it may be a slice of a larger one). Typed arrays
+  // use host byte order, which is little-endian on every platform Node supports in practice.
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const length = Math.min(bytes.byteLength - done, IO_CHUNK_BYTES);
+    const { bytesWritten } = await handle.write(bytes, done, length);
+    done += bytesWritten;
+  }
+}
+
+/** Writes into `${path}.tmp-<pid>-<random>`, fsyncs, renames onto `path`; removes the temporary file on any error. */
+async function writeAtomically(path: string, writeContent: (handle: FileHandle) => Promise<void>): Promise<void> {
+  const temporary = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  // 'wx' so that we never clobber (and later delete) a file we did not create.
+  let handle: FileHandle | null = await open(temporary, 'wx');
+  try {
+    await writeContent(handle);
+    await handle.sync();
+    await handle.close();
+    handle = null;
+    await rename(temporary, path);
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw error;
+  }
+  await syncDirectory(dirname(path));
+}
+
+/** Makes the rename durable; some platforms (Windows) cannot fsync a directory, which is harmless. */
+async function syncDirectory(directory: string): Promise<void> {
+  try {
+    const handle = await open(directory, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // best effort: the file itself is complete and fsynced
+  }
+}
+
+// --- small helpers -------------------------------------------------------------------------
+
+/** "1 byte", "3 bytes", "3 trailing bytes". */
+function bytes(count: number, adjective = ''): string {
+  return `${count} ${adjective}${count === 1 ? 'byte' : 'bytes'}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+}
+
+function isIterable(value: unknown): boolean {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
+  const candidate = value as Partial<Iterable<unknown> & AsyncIterable<unknown>>;
+  return typeof candidate[Symbol.iterator] === 'function' || typeof candidate[Symbol.asyncIterator] === 'function';
+}
+
+function isNonNegativeSafeInteger(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/** A lone UTF-16 surrogate cannot be encoded as UTF-8, so it would corrupt the header. */
+function hasLoneSurrogate(text: string): boolean {
+  return /\p{Surrogate}/u.test(text);
+}
