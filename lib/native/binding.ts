@@ -1,0 +1,99 @@
+// The raw native module, typed by hand: the single source of truth at the boundary
+// (native/napi/addon.cpp registers exactly these). No module but lib/native imports the addon;
+// everything else goes through the wrappers in lib/quant. Slow entries return Promises.
+
+/** A row-major matrix handed to native code without a copy. F16/BF16 data are raw bit patterns. */
+export interface NativeMatrix {
+  data: Float32Array | Uint16Array;
+  dtype: 'F32' | 'F16' | 'BF16';
+  rows: number;
+  cols: number;
+}
+
+/** A cancel flag native loops poll between column blocks and token slabs. */
+export interface NativeCancelToken {
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+export interface NativeHessianAccumulator {
+  readonly n: number;
+  readonly crossTerm: boolean;
+  readonly samples: number;
+  readonly disposed: boolean;
+  add(x: NativeMatrix, xFull: NativeMatrix | null, tokenWeights: Float32Array | null, samples: number,
+    cancel: NativeCancelToken | null): Promise<void>;
+  /** A copy of H (made symmetric) or, with cross = true, of the cross term. */
+  read(cross: boolean): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** Every field is required: lib/quant fills defaults before the call. */
+export interface NativeLinearOptions {
+  method: 'rtn' | 'gptq' | 'gptaq';
+  bits: number;
+  sym: boolean;
+  groupSize: number;
+  actOrder: boolean;
+  staticGroups: boolean;
+  blockSize: number;
+  percdamp: number;
+  dampIncrement: number;
+  maxPercdamp: number;
+  mse: boolean;
+  mseNorm: number;
+  mseGrid: number;
+  mseMaxShrink: number;
+  fp32Scales: boolean;
+  alpha: number;
+  gptaqVariant: 'reference' | 'derivation';
+}
+
+export type NativeStatistics =
+  | { accumulator: NativeHessianAccumulator }
+  | { hessian: Float32Array; dxxt: Float32Array | null }
+  | null;
+
+export interface NativeLinearResult {
+  rows: number;
+  cols: number;
+  groups: number;
+  dequantized: Float32Array;
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Float32Array;
+  gIdx: Int32Array;
+  perm: Int32Array | null;
+  loss: number;
+  fallback: boolean;
+  deadColumns: number;
+  damping: { ok: boolean; percdamp: number; lambda: number; tried: number[]; failedMinor: number };
+  seconds: { prepare: number; factor: number; sweep: number };
+}
+
+export interface NativeInfo {
+  version: string;
+  buildSystem: 'cmake-js' | 'node-gyp' | string;
+  buildType: 'Release' | 'Debug';
+  backends: string[];
+  cpu: { blas: string; blasCore: string; blasThreads: number; threads: number; hardwareThreads: number };
+  cuda: {
+    compiled: boolean;
+    usable: boolean;
+    reason: string;
+    runtimeVersion: number;
+    driverVersion: number;
+    deviceCount: number;
+    deviceName: string;
+    libraries: string;
+  };
+}
+
+export interface BindingModule {
+  info(): NativeInfo;
+  setThreads(threads: number): void;
+  CancelToken: new () => NativeCancelToken;
+  HessianAccumulator: new (n: number, crossTerm: boolean) => NativeHessianAccumulator;
+  quantizeLinear(weight: NativeMatrix, statistics: NativeStatistics, options: NativeLinearOptions,
+    cancel: NativeCancelToken | null, onProgress: ((done: number, total: number) => void) | null): Promise<NativeLinearResult>;
+}

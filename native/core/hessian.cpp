@@ -1,0 +1,119 @@
+// Calibration statistics: H = (2/N) Σ_t w_t x_t x_tᵀ and the GPTAQ cross term
+// dXXT = (2/N) Σ_t w_t (x̃_t − x_t) x_tᵀ, as running averages (algorithm.md §1.2, §3(c)).
+// Per-token weights enter as √w on both factors, so one SYRK gives Xᵀ·diag(w)·X without ever
+// forming diag(w) (algorithm.md §4.3); the cross term is one GEMM of the scaled rows.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "vlmq/core.h"
+
+namespace vlmq {
+namespace {
+
+// Rows per slab: bounds the f32 scratch copy of the tokens to about 64 MiB.
+int64_t slab_rows(int64_t n) { return std::max<int64_t>(256, (int64_t{16} << 20) / std::max<int64_t>(n, 1)); }
+
+Status check_batch(const HessianState& state, const TokenBatch& batch) {
+  const int64_t n = state.n;
+  if (batch.x.cols != n) return InvalidArgument("x has " + std::to_string(batch.x.cols) + " columns, expected " + std::to_string(n));
+  if (batch.x.rows <= 0) return InvalidArgument("x has no rows (tokens)");
+  if (!(batch.samples > 0) || !std::isfinite(batch.samples)) return InvalidArgument("samples must be a positive number");
+  const bool has_full = batch.x_full.data != nullptr;
+  if (state.cross_term && !has_full) return InvalidArgument("xFull is required: this accumulator keeps the GPTAQ cross term");
+  if (has_full && !state.cross_term) return InvalidArgument("xFull was given but this accumulator has no cross term");
+  if (has_full && (batch.x_full.rows != batch.x.rows || batch.x_full.cols != n))
+    return InvalidArgument("xFull must have the shape of x");
+  if (batch.weights) {
+    for (int64_t t = 0; t < batch.x.rows; t++) {
+      const float w = batch.weights[t];
+      if (!(w >= 0.0f) || !std::isfinite(w))
+        return InvalidArgument("tokenWeights[" + std::to_string(t) + "] = " + std::to_string(w) + " is not a finite number ≥ 0");
+    }
+  }
+  return Status::Ok();
+}
+
+Status check_finite(Backend& backend, MatrixView view, const char* name) {
+  int64_t count = 0, first = -1;
+  VLMQ_TRY(backend.count_nonfinite(view, &count, &first));
+  if (count == 0) return Status::Ok();
+  return InvalidArgument(std::string(name) + " holds " + std::to_string(count) + " NaN or infinite values (first at row " +
+                         std::to_string(first / view.cols) + ", column " + std::to_string(first % view.cols) + ")");
+}
+
+MatrixView row_slab(MatrixView v, int64_t r0, int64_t rows) {
+  v.data = static_cast<const char*>(v.data) + r0 * v.ld * static_cast<int64_t>(dtype_size(v.dtype));
+  v.rows = rows;
+  return v;
+}
+
+}  // namespace
+
+Status hessian_init(Backend& backend, int64_t n, bool cross_term, HessianState* state) {
+  if (n <= 0) return InvalidArgument("n must be positive");
+  state->backend = &backend;
+  state->n = n;
+  state->cross_term = cross_term;
+  state->samples = 0;
+  VLMQ_TRY(alloc_matrix(backend, &state->H, n, n, BufferUsage::kStatistics));
+  VLMQ_TRY(backend.fill(state->H.matrix(n, n), 0.0f));
+  if (cross_term) {
+    VLMQ_TRY(alloc_matrix(backend, &state->dXXT, n, n, BufferUsage::kStatistics));
+    VLMQ_TRY(backend.fill(state->dXXT.matrix(n, n), 0.0f));
+  }
+  return Status::Ok();
+}
+
+Status hessian_add(HessianState& state, const TokenBatch& batch, const RunControl& control) {
+  Backend& backend = *state.backend;
+  const int64_t n = state.n, tokens = batch.x.rows;
+  VLMQ_TRY(check_batch(state, batch));
+  VLMQ_TRY(check_finite(backend, batch.x, "x"));
+  if (batch.x_full.data) VLMQ_TRY(check_finite(backend, batch.x_full, "xFull"));
+
+  std::vector<float> root_weights;
+  if (batch.weights) {
+    root_weights.resize(tokens);
+    for (int64_t t = 0; t < tokens; t++) root_weights[t] = std::sqrt(batch.weights[t]);
+  }
+  const double total = state.samples + batch.samples;
+  const float alpha = static_cast<float>(2.0 / total);
+  float beta = static_cast<float>(state.samples / total);
+
+  const int64_t slab = std::min(tokens, slab_rows(n));
+  Buffer xs, ds;
+  VLMQ_TRY(alloc_matrix(backend, &xs, slab, n, BufferUsage::kScratch));
+  if (state.cross_term) VLMQ_TRY(alloc_matrix(backend, &ds, slab, n, BufferUsage::kScratch));
+  const MatF H = state.H.matrix(n, n);
+  for (int64_t r0 = 0; r0 < tokens; r0 += slab) {
+    if (control.cancelled()) return Cancelled();
+    const int64_t rows = std::min(slab, tokens - r0);
+    const float* scale = batch.weights ? root_weights.data() + r0 : nullptr;
+    const MatF X = xs.matrix(rows, n);
+    VLMQ_TRY(backend.convert_rows(X, row_slab(batch.x, r0, rows), scale));
+    VLMQ_TRY(backend.syrk_lower(alpha, X, beta, H));
+    if (state.cross_term) {
+      const MatF D = ds.matrix(rows, n);
+      VLMQ_TRY(backend.subtract_rows(D, row_slab(batch.x_full, r0, rows), row_slab(batch.x, r0, rows), scale));
+      VLMQ_TRY(backend.gemm(true, false, alpha, D, X, beta, state.dXXT.matrix(n, n)));
+    }
+    beta = 1.0f;  // the running-average rescale applies once per batch
+  }
+  state.samples = total;
+  return Status::Ok();
+}
+
+Status hessian_read(HessianState& state, bool cross, float* host_out) {
+  Backend& backend = *state.backend;
+  const int64_t n = state.n;
+  if (cross && !state.cross_term) return InvalidArgument("this accumulator keeps no cross term");
+  // SYRK maintains only the lower triangle and never reads the upper one, so mirroring in
+  // place is free of side effects.
+  if (!cross) VLMQ_TRY(backend.mirror_lower(state.H.matrix(n, n)));
+  const Buffer& source = cross ? state.dXXT : state.H;
+  return backend.download(host_out, source, static_cast<size_t>(n) * n * sizeof(float));
+}
+
+}  // namespace vlmq

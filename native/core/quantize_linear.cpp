@@ -1,0 +1,286 @@
+// quantize_linear: one linear layer from its weights and calibration statistics, by RTN, GPTQ or
+// GPTAQ. This file holds the preamble the sweeps share, in the reference's order (algorithm.md
+// §2(c)): per-channel parameters from the original W, the dead-column fix, static groups, the
+// act-order permutation, the damped inverse factor (with automatic damping increase and an RTN
+// fallback that is reported), and the way back to the original column order with g_idx.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "sweep.h"
+
+namespace vlmq {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string shape(int64_t r, int64_t c) { return "[" + std::to_string(r) + ", " + std::to_string(c) + "]"; }
+
+bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+Status check_options(const LinearOptions& o) {
+  const Grid& g = o.grid;
+  if (g.bits != 2 && g.bits != 3 && g.bits != 4 && g.bits != 8) return InvalidArgument("bits must be 2, 3, 4 or 8");
+  if (o.group_size == 0 || o.group_size < -1) return InvalidArgument("group size must be -1 or positive");
+  if (o.block_size < 1) return InvalidArgument("block size must be positive");
+  if (g.mse && (!(g.norm > 0) || g.grid < 1 || !(g.max_shrink > 0 && g.max_shrink <= 1)))
+    return InvalidArgument("MSE grid needs norm > 0, grid ≥ 1 and maxShrink in (0, 1]");
+  const DampingPolicy& d = o.damping;
+  if (!(d.percdamp >= 0) || !(d.increment > 0) || !(d.max_percdamp >= d.percdamp) || !std::isfinite(d.max_percdamp))
+    return InvalidArgument("damping needs percdamp ≥ 0, increment > 0 and maxPercdamp ≥ percdamp");
+  if (!std::isfinite(o.alpha)) return InvalidArgument("alpha must be finite");
+  return Status::Ok();
+}
+
+Status check_square(MatF a, int64_t n, const char* name) {
+  if (!a.data) return InvalidArgument(std::string(name) + " is required for this method");
+  if (a.rows != n || a.cols != n)
+    return InvalidArgument(std::string(name) + ": expected " + shape(n, n) + ", found " + shape(a.rows, a.cols));
+  return Status::Ok();
+}
+
+Status check_finite(Backend& backend, MatrixView a, const char* name) {
+  int64_t count = 0, first = 0;
+  VLMQ_TRY(backend.count_nonfinite(a, &count, &first));
+  if (count == 0) return Status::Ok();
+  return InvalidArgument(std::string(name) + " holds " + std::to_string(count) + " NaN or infinite values (first at [" +
+                         std::to_string(first / a.cols) + ", " + std::to_string(first % a.cols) + "])");
+}
+
+Status check_symmetric(Backend& backend, MatF H) {
+  std::vector<float> diag(H.rows);
+  VLMQ_TRY(backend.get_diagonal(H, diag.data()));
+  float scale = 0;
+  for (float d : diag) scale = std::max(scale, std::fabs(d));
+  float worst = 0;
+  int64_t i = 0, j = 0;
+  VLMQ_TRY(backend.max_asymmetry(H, 1e-6f * scale, &worst, &i, &j));
+  if (worst <= 1e-4f) return Status::Ok();
+  return InvalidArgument("hessian is not symmetric: H[" + std::to_string(i) + ", " + std::to_string(j) + "] and H[" +
+                         std::to_string(j) + ", " + std::to_string(i) + "] differ by a relative " + std::to_string(worst));
+}
+
+// Indices sorted by diag(H) descending; ties keep the lower index first (a stable order, where
+// torch.argsort leaves ties unspecified).
+std::vector<int32_t> act_order_permutation(const std::vector<float>& diag) {
+  std::vector<int32_t> perm(diag.size());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) { return diag[a] > diag[b]; });
+  return perm;
+}
+
+struct Outputs {
+  Buffer Q, codes, scales, zeros;
+};
+
+Status alloc_outputs(Backend& backend, int64_t m, int64_t n, int64_t ngroups, Outputs* out) {
+  VLMQ_TRY(alloc_matrix(backend, &out->Q, m, n, BufferUsage::kResult));
+  VLMQ_TRY(backend.alloc(&out->codes, static_cast<size_t>(m) * n, BufferUsage::kResult));
+  VLMQ_TRY(alloc_matrix(backend, &out->scales, m, ngroups, BufferUsage::kResult));
+  VLMQ_TRY(alloc_matrix(backend, &out->zeros, m, ngroups, BufferUsage::kResult));
+  return Status::Ok();
+}
+
+// g_idx[j] for original column j (algorithm.md §2(e)): dynamic groups with act-order are groups
+// of consecutive columns in permuted order; everything else groups original columns.
+std::vector<int32_t> group_index(int64_t n, int64_t group_size, const std::vector<int32_t>& perm, bool static_groups) {
+  std::vector<int32_t> g_idx(n, 0);
+  if (group_size < 0) return g_idx;
+  for (int64_t j = 0; j < n; j++) {
+    if (!perm.empty() && !static_groups) g_idx[perm[j]] = static_cast<int32_t>(j / group_size);
+    else g_idx[j] = static_cast<int32_t>(j / group_size);
+  }
+  return g_idx;
+}
+
+template <class T>
+HostArray<T> host_copy(const std::vector<T>& v) {
+  HostArray<T> out;
+  out.data.reset(static_cast<T*>(std::malloc(std::max<size_t>(1, v.size()) * sizeof(T))));
+  out.size = v.size();
+  std::copy(v.begin(), v.end(), out.data.get());
+  return out;
+}
+
+Status finish(Backend& backend, Outputs&& o, int64_t m, int64_t n, int64_t ngroups, std::vector<int32_t> g_idx,
+              std::vector<int32_t> perm, LinearResult* result) {
+  result->rows = m;
+  result->cols = n;
+  result->ngroups = ngroups;
+  VLMQ_TRY(to_host(std::move(o.Q), static_cast<size_t>(m) * n, &result->dequantized));
+  VLMQ_TRY(to_host(std::move(o.codes), static_cast<size_t>(m) * n, &result->codes));
+  VLMQ_TRY(to_host(std::move(o.scales), static_cast<size_t>(m) * ngroups, &result->scales));
+  VLMQ_TRY(to_host(std::move(o.zeros), static_cast<size_t>(m) * ngroups, &result->zeros));
+  result->g_idx = host_copy(g_idx);
+  result->perm = host_copy(perm);
+  return Status::Ok();
+}
+
+// Round to nearest with parameters fitted on the original W, per channel or per group.
+Status rtn(Backend& backend, MatF W, const LinearOptions& o, LinearResult* result) {
+  const int64_t m = W.rows, n = W.cols;
+  const int64_t g = o.group_size, ngroups = g < 0 ? 1 : (n + g - 1) / g;
+  Outputs out;
+  VLMQ_TRY(alloc_outputs(backend, m, n, ngroups, &out));
+  float* scales = out.scales.as<float>();
+  float* zeros = out.zeros.as<float>();
+  for (int64_t k = 0; k < ngroups; k++) {
+    const int64_t c0 = g < 0 ? 0 : k * g, cols = g < 0 ? n : std::min(g, n - c0);
+    VLMQ_TRY(backend.fit_params(W, c0, cols, o.grid, scales + k, zeros + k, ngroups));
+  }
+  std::vector<int32_t> g_idx = group_index(n, g, {}, true);
+  VLMQ_TRY(backend.quantize_groups(W, g_idx.data(), scales, zeros, ngroups, o.grid, out.Q.matrix(m, n), out.codes.as<uint8_t>()));
+  return finish(backend, std::move(out), m, n, ngroups, std::move(g_idx), {}, result);
+}
+
+}  // namespace
+
+Status quantize_linear(Backend& backend, const LinearInput& input, const LinearOptions& o,
+                       const RunControl& control, LinearResult* result) {
+  const auto t0 = Clock::now();
+  const int64_t m = input.W.rows, n = input.W.cols;
+  VLMQ_TRY(check_options(o));
+  if (!is_float(input.W.dtype)) return InvalidArgument("weight must be F32, F16 or BF16");
+  if (m <= 0 || n <= 0) return InvalidArgument("weight must have at least one row and one column");
+  VLMQ_TRY(check_finite(backend, input.W, "weight"));
+
+  Buffer W_buffer;  // W in f32, original column order
+  VLMQ_TRY(alloc_matrix(backend, &W_buffer, m, n, BufferUsage::kWeights));
+  MatF W = W_buffer.matrix(m, n);
+  VLMQ_TRY(backend.convert_rows(W, input.W, nullptr));
+  if (o.method == Method::kRtn) {
+    VLMQ_TRY(rtn(backend, W, o, result));
+    result->seconds_sweep = seconds_since(t0);
+    return Status::Ok();
+  }
+
+  const bool gptaq = o.method == Method::kGptaq;
+  VLMQ_TRY(check_square(input.H, n, "hessian"));
+  VLMQ_TRY(check_finite(backend, input.H.view(), "hessian"));
+  if (gptaq) {
+    VLMQ_TRY(check_square(input.dXXT, n, "dxxt"));
+    VLMQ_TRY(check_finite(backend, input.dXXT.view(), "dxxt"));
+  }
+  const int64_t g = o.group_size;
+  const int64_t ngroups = g < 0 ? 1 : (n + g - 1) / g;
+  const GroupMode mode = g < 0 ? GroupMode::kPerChannel : o.static_groups ? GroupMode::kStatic : GroupMode::kDynamic;
+  Outputs out;
+  VLMQ_TRY(alloc_outputs(backend, m, n, ngroups, &out));
+  float* scales = out.scales.as<float>();
+  float* zeros = out.zeros.as<float>();
+
+  // Per-channel parameters come from the original W, before the dead-column fix (§2(c)).
+  if (mode == GroupMode::kPerChannel) VLMQ_TRY(backend.fit_params(W, 0, n, o.grid, scales, zeros, 1));
+
+  Buffer H_buffer, D_buffer;
+  MatF H, D;
+  VLMQ_TRY(alloc_matrix(backend, &H_buffer, n, n, BufferUsage::kStatistics));
+  H = H_buffer.matrix(n, n);
+  VLMQ_TRY(backend.copy(H, input.H));
+  if (input.H_lower_only) VLMQ_TRY(backend.mirror_lower(H));
+  else VLMQ_TRY(check_symmetric(backend, H));
+  if (gptaq) {
+    VLMQ_TRY(alloc_matrix(backend, &D_buffer, n, n, BufferUsage::kStatistics));
+    D = D_buffer.matrix(n, n);
+    VLMQ_TRY(backend.copy(D, input.dXXT));
+  }
+
+  // Dead columns: inputs that were always zero. H[i, i] = 1, W[:, i] = 0, dXXT[:, i] = 0.
+  std::vector<float> diag(n);
+  VLMQ_TRY(backend.get_diagonal(H, diag.data()));
+  std::vector<uint8_t> dead(n, 0);
+  for (int64_t i = 0; i < n; i++) {
+    if (diag[i] == 0.0f) {
+      dead[i] = 1;
+      diag[i] = 1.0f;
+      result->dead_columns++;
+    }
+  }
+  if (result->dead_columns > 0) {
+    VLMQ_TRY(backend.set_diagonal(H, diag.data()));
+    VLMQ_TRY(backend.zero_columns(W, dead.data()));
+    if (gptaq) VLMQ_TRY(backend.zero_columns(D, dead.data()));
+  }
+
+  if (mode == GroupMode::kStatic) {  // on the original column order, after the dead fix (§2(e))
+    for (int64_t k = 0; k < ngroups; k++)
+      VLMQ_TRY(backend.fit_params(W, k * g, std::min(g, n - k * g), o.grid, scales + k, zeros + k, ngroups));
+  }
+
+  std::vector<int32_t> perm;
+  Buffer Wp_buffer, Hp_buffer, Dp_buffer;
+  if (o.act_order) {
+    perm = act_order_permutation(diag);
+    VLMQ_TRY(alloc_matrix(backend, &Wp_buffer, m, n, BufferUsage::kWeights));
+    VLMQ_TRY(backend.gather_columns(Wp_buffer.matrix(m, n), W, perm.data()));
+    VLMQ_TRY(alloc_matrix(backend, &Hp_buffer, n, n, BufferUsage::kStatistics));
+    VLMQ_TRY(backend.gather_symmetric(Hp_buffer.matrix(n, n), H, perm.data()));
+    W = Wp_buffer.matrix(m, n);
+    H = Hp_buffer.matrix(n, n);
+    H_buffer.reset();
+    if (gptaq) {
+      VLMQ_TRY(alloc_matrix(backend, &Dp_buffer, n, n, BufferUsage::kStatistics));
+      VLMQ_TRY(backend.gather_symmetric(Dp_buffer.matrix(n, n), D, perm.data()));
+      D = Dp_buffer.matrix(n, n);
+      D_buffer.reset();
+    }
+  }
+  result->seconds_prepare = seconds_since(t0);
+
+  const auto t1 = Clock::now();
+  Buffer U_buffer;
+  VLMQ_TRY(alloc_matrix(backend, &U_buffer, n, n, BufferUsage::kStatistics));
+  const MatF U = U_buffer.matrix(n, n);
+  Status factored = inverse_cholesky_upper(backend, H, o.damping, U, &result->damping);
+  result->seconds_factor = seconds_since(t1);
+  H_buffer.reset();
+  Hp_buffer.reset();
+  if (factored.code() == Code::kNotPositiveDefinite) {
+    // Every damping failed: quantize this module by RTN and say so (never silently).
+    result->fallback_rtn = true;
+    VLMQ_TRY(backend.convert_rows(W_buffer.matrix(m, n), input.W, nullptr));
+    const auto t2 = Clock::now();
+    VLMQ_TRY(rtn(backend, W_buffer.matrix(m, n), o, result));
+    result->seconds_sweep = seconds_since(t2);
+    return Status::Ok();
+  }
+  VLMQ_TRY(factored);
+
+  const auto t2 = Clock::now();
+  Buffer Qp_buffer, codes_p;
+  SweepState s;
+  s.W = W;
+  s.U = U;
+  s.mode = mode;
+  s.group_size = g;
+  s.perm = perm.empty() ? nullptr : perm.data();
+  s.scales = scales;
+  s.zeros = zeros;
+  s.ngroups = ngroups;
+  if (perm.empty()) {
+    s.Q = out.Q.matrix(m, n);
+    s.codes = out.codes.as<uint8_t>();
+  } else {  // the sweep works in permuted order; results are gathered back below
+    VLMQ_TRY(alloc_matrix(backend, &Qp_buffer, m, n, BufferUsage::kScratch));
+    VLMQ_TRY(backend.alloc(&codes_p, static_cast<size_t>(m) * n, BufferUsage::kScratch));
+    s.Q = Qp_buffer.matrix(m, n);
+    s.codes = codes_p.as<uint8_t>();
+  }
+  VLMQ_TRY(gptaq ? gptaq_quantize(backend, s, D, o, control, &result->loss)
+                 : gptq_quantize(backend, s, o, control, &result->loss));
+  if (!perm.empty()) {
+    std::vector<int32_t> inverse(n);
+    for (int64_t j = 0; j < n; j++) inverse[perm[j]] = static_cast<int32_t>(j);
+    VLMQ_TRY(backend.gather_columns(out.Q.matrix(m, n), s.Q, inverse.data()));
+    VLMQ_TRY(backend.gather_columns_u8(out.codes.as<uint8_t>(), s.codes, m, n, inverse.data()));
+  }
+  result->seconds_sweep = seconds_since(t2);
+  std::vector<int32_t> g_idx = group_index(n, g, perm, o.static_groups);
+  return finish(backend, std::move(out), m, n, ngroups, std::move(g_idx), std::move(perm), result);
+}
+
+}  // namespace vlmq

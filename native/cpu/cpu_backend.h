@@ -1,0 +1,58 @@
+// The CPU backend: OpenBLAS + LAPACKE for dense linear algebra, a thread pool for our kernels.
+#pragma once
+#include <memory>
+
+#include "thread_pool.h"
+#include "vlmq/backend.h"
+
+namespace vlmq {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+  const char* name() const override { return "cpu"; }
+  DeviceKind device() const override { return DeviceKind::kHost; }
+
+  Status alloc(Buffer* out, size_t bytes, BufferUsage usage) override;
+  void free(void* data, size_t bytes) override;
+  Status download(void* host, const Buffer& src, size_t bytes) override;
+
+  Status convert_rows(MatF dst, MatrixView src, const float* row_scale) override;
+  Status subtract_rows(MatF dst, MatrixView a, MatrixView b, const float* row_scale) override;
+  Status count_nonfinite(MatrixView a, int64_t* count, int64_t* first) override;
+  Status reverse(MatF dst, MatF src) override;
+  Status gather_columns(MatF dst, MatF src, const int32_t* perm) override;
+  Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) override;
+  Status gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols, const int32_t* perm) override;
+  Status zero_columns(MatF a, const uint8_t* mask) override;
+  Status get_diagonal(MatF a, float* out) override;
+  Status set_diagonal(MatF a, const float* values) override;
+  Status zero_triangle(MatF a, bool lower, bool include_diagonal) override;
+  Status mirror_lower(MatF a) override;
+  Status copy(MatF dst, MatF src) override;
+  Status fill(MatF a, float value) override;
+  Status max_asymmetry(MatF a, float floor, float* worst, int64_t* i, int64_t* j) override;
+
+  Status gemm(bool trans_a, bool trans_b, float alpha, MatF A, MatF B, float beta, MatF C) override;
+  Status syrk_lower(float alpha, MatF A, float beta, MatF C) override;
+  Status trmm_right_upper(bool trans, float alpha, MatF U, MatF B) override;
+  Status cholesky_lower(MatF a, int64_t* failed_minor) override;
+  Status invert_lower(MatF a) override;
+
+  Status fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, float* scales, float* zeros,
+                    int64_t ld_params) override;
+  Status quantize_groups(MatF W, const int32_t* g_idx, const float* scales, const float* zeros, int64_t ngroups,
+                         const Grid& grid, MatF Q, uint8_t* codes) override;
+  Status sweep_block(const SweepBlock& block) override;
+
+  int threads() const override { return pool_->threads(); }
+  void set_threads(int n) override;
+
+ private:
+  std::unique_ptr<ThreadPool> pool_;
+};
+
+// The in-block column sweep for rows [r0, r1) (sweep_block.cpp).
+void sweep_block_rows(const SweepBlock& b, int64_t r0, int64_t r1);
+
+}  // namespace vlmq
