@@ -68,7 +68,7 @@ export interface NativeLinearResult {
   fallback: boolean;
   deadColumns: number;
   damping: { ok: boolean; percdamp: number; lambda: number; tried: number[]; failedMinor: number };
-  seconds: { prepare: number; factor: number; sweep: number };
+  seconds: { prepare: number; factor: number; sweep: number; correction: number };
 }
 
 export interface NativeInfo {

@@ -30,8 +30,19 @@ function candidates(): string[] {
 
 let loaded: LoadedBinding | undefined;
 
+/**
+ * OpenBLAS's worker threads spin (sched_yield) for about 2^28 cycles after each call. Between
+ * the sweep's BLAS calls our own kernels run on every core, and the spinning threads steal about
+ * a third of their time; a short timeout puts them to sleep at once. OpenBLAS reads the variable
+ * when it is loaded, i.e. when the addon is; a value the user set is kept.
+ */
+function tuneOpenBlas(): void {
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+}
+
 export function loadBinding(): LoadedBinding {
   if (loaded) return loaded;
+  tuneOpenBlas();
   const failures: string[] = [];
   for (const path of candidates()) {
     if (!existsSync(path)) {

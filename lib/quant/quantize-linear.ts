@@ -42,7 +42,8 @@ export interface LinearQuantization {
   fallback: { method: 'rtn'; reason: string } | null;
   /** Input columns whose Hessian diagonal was 0 (never active in calibration). */
   deadColumns: number;
-  seconds: { prepare: number; factor: number; sweep: number };
+  /** Wall time of each phase; correction (GPTAQ's P) is part of sweep. */
+  seconds: { prepare: number; factor: number; sweep: number; correction: number };
 }
 
 export async function quantizeLinear(

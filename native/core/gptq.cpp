@@ -9,6 +9,20 @@
 
 namespace vlmq {
 
+namespace {
+
+// W[:, c0 : c0 + cols] −= E · U[i1 : i1 + count, c0 : c0 + cols]  (+ Psource · P[…] for GPTAQ)
+Status lazy_update(Backend& backend, const SweepState& s, const MatF* P, const SweepBlock& block, int64_t i1,
+                   int64_t count, int64_t c0, int64_t cols) {
+  if (cols <= 0) return Status::Ok();
+  const MatF target = s.W.block(0, c0, s.W.rows, cols);
+  VLMQ_TRY(backend.gemm(false, false, -1.0f, block.E, s.U.block(i1, c0, count, cols), 1.0f, target));
+  if (P) VLMQ_TRY(backend.gemm(false, false, 1.0f, block.Psource, P->block(i1, c0, count, cols), 1.0f, target));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status column_sweep(Backend& backend, const SweepState& s, const MatF* P, const LinearOptions& options,
                     const RunControl& control, double* loss) {
   const int64_t m = s.W.rows, n = s.W.cols;
@@ -21,7 +35,6 @@ Status column_sweep(Backend& backend, const SweepState& s, const MatF* P, const 
   for (int64_t i1 = 0; i1 < n; i1 += B) {
     if (control.cancelled()) return Cancelled();
     const int64_t i2 = std::min(i1 + B, n), count = i2 - i1;
-    const MatF E = E_buffer.matrix(m, count);
     SweepBlock block;
     block.W = s.W;
     block.U = s.U;
@@ -37,17 +50,17 @@ Status column_sweep(Backend& backend, const SweepState& s, const MatF* P, const 
     block.ngroups = s.ngroups;
     block.Q = s.Q;
     block.codes = s.codes;
-    block.E = E;
+    block.E = E_buffer.matrix(m, count);
     block.Psource = P ? source_buffer.matrix(m, count) : MatF{};
     block.psource_prequant = options.gptaq_prequant_lazy;
     block.row_loss = row_loss.data();
     VLMQ_TRY(backend.sweep_block(block));
 
-    if (i2 < n) {  // the lazy batch update of all later columns
-      const MatF rest = s.W.block(0, i2, m, n - i2);
-      VLMQ_TRY(backend.gemm(false, false, -1.0f, E, s.U.block(i1, i2, count, n - i2), 1.0f, rest));
-      if (P) VLMQ_TRY(backend.gemm(false, false, 1.0f, block.Psource, P->block(i1, i2, count, n - i2), 1.0f, rest));
-    }
+    // The lazy batch update of all later columns: the far columns first and the next block
+    // last, so that the next block is still in cache when its sweep starts.
+    const int64_t next = std::min(B, n - i2);
+    VLMQ_TRY(lazy_update(backend, s, P, block, i1, count, i2 + next, n - i2 - next));
+    VLMQ_TRY(lazy_update(backend, s, P, block, i1, count, i2, next));
     if (control.progress) control.progress(i2, n);
   }
   double total = 0;

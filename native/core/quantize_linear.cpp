@@ -176,22 +176,16 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   // Per-channel parameters come from the original W, before the dead-column fix (§2(c)).
   if (mode == GroupMode::kPerChannel) VLMQ_TRY(backend.fit_params(W, 0, n, o.grid, scales, zeros, 1));
 
-  Buffer H_buffer, D_buffer;
-  MatF H, D;
-  VLMQ_TRY(alloc_matrix(backend, &H_buffer, n, n, BufferUsage::kStatistics));
-  H = H_buffer.matrix(n, n);
-  VLMQ_TRY(backend.copy(H, input.H));
-  if (input.H_lower_only) VLMQ_TRY(backend.mirror_lower(H));
-  else VLMQ_TRY(check_symmetric(backend, H));
-  if (gptaq) {
-    VLMQ_TRY(alloc_matrix(backend, &D_buffer, n, n, BufferUsage::kStatistics));
-    D = D_buffer.matrix(n, n);
-    VLMQ_TRY(backend.copy(D, input.dXXT));
-  }
+  // The statistics are checked in place (an accumulator keeps only the lower triangle of H:
+  // mirroring it is harmless, SYRK never reads the upper one), then copied into work buffers
+  // with the act-order permutation applied on the way.
+  MatF H_in = input.H;
+  if (input.H_lower_only) VLMQ_TRY(backend.mirror_lower(H_in));
+  else VLMQ_TRY(check_symmetric(backend, H_in));
 
   // Dead columns: inputs that were always zero. H[i, i] = 1, W[:, i] = 0, dXXT[:, i] = 0.
   std::vector<float> diag(n);
-  VLMQ_TRY(backend.get_diagonal(H, diag.data()));
+  VLMQ_TRY(backend.get_diagonal(H_in, diag.data()));
   std::vector<uint8_t> dead(n, 0);
   for (int64_t i = 0; i < n; i++) {
     if (diag[i] == 0.0f) {
@@ -200,11 +194,7 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
       result->dead_columns++;
     }
   }
-  if (result->dead_columns > 0) {
-    VLMQ_TRY(backend.set_diagonal(H, diag.data()));
-    VLMQ_TRY(backend.zero_columns(W, dead.data()));
-    if (gptaq) VLMQ_TRY(backend.zero_columns(D, dead.data()));
-  }
+  if (result->dead_columns > 0) VLMQ_TRY(backend.zero_columns(W, dead.data()));
 
   if (mode == GroupMode::kStatic) {  // on the original column order, after the dead fix (§2(e))
     for (int64_t k = 0; k < ngroups; k++)
@@ -212,22 +202,29 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   }
 
   std::vector<int32_t> perm;
-  Buffer Wp_buffer, Hp_buffer, Dp_buffer;
-  if (o.act_order) {
-    perm = act_order_permutation(diag);
-    VLMQ_TRY(alloc_matrix(backend, &Wp_buffer, m, n, BufferUsage::kWeights));
-    VLMQ_TRY(backend.gather_columns(Wp_buffer.matrix(m, n), W, perm.data()));
-    VLMQ_TRY(alloc_matrix(backend, &Hp_buffer, n, n, BufferUsage::kStatistics));
-    VLMQ_TRY(backend.gather_symmetric(Hp_buffer.matrix(n, n), H, perm.data()));
-    W = Wp_buffer.matrix(m, n);
-    H = Hp_buffer.matrix(n, n);
-    H_buffer.reset();
-    if (gptaq) {
-      VLMQ_TRY(alloc_matrix(backend, &Dp_buffer, n, n, BufferUsage::kStatistics));
-      VLMQ_TRY(backend.gather_symmetric(Dp_buffer.matrix(n, n), D, perm.data()));
-      D = Dp_buffer.matrix(n, n);
-      D_buffer.reset();
-    }
+  if (o.act_order) perm = act_order_permutation(diag);
+  auto processing_order = [&](MatF dst, MatF src) {
+    return perm.empty() ? backend.copy(dst, src) : backend.gather_symmetric(dst, src, perm.data());
+  };
+  if (!perm.empty()) {
+    VLMQ_TRY(backend.gather_columns(W, W, perm.data()));
+    std::vector<float> d(n);
+    std::vector<uint8_t> k(n);
+    for (int64_t j = 0; j < n; j++) d[j] = diag[perm[j]], k[j] = dead[perm[j]];
+    diag.swap(d);
+    dead.swap(k);
+  }
+  Buffer H_buffer, D_buffer;
+  VLMQ_TRY(alloc_matrix(backend, &H_buffer, n, n, BufferUsage::kStatistics));
+  const MatF H = H_buffer.matrix(n, n);
+  VLMQ_TRY(processing_order(H, H_in));
+  VLMQ_TRY(backend.set_diagonal(H, diag.data()));
+  MatF D;
+  if (gptaq) {
+    VLMQ_TRY(alloc_matrix(backend, &D_buffer, n, n, BufferUsage::kStatistics));
+    D = D_buffer.matrix(n, n);
+    VLMQ_TRY(processing_order(D, input.dXXT));
+    if (result->dead_columns > 0) VLMQ_TRY(backend.zero_columns(D, dead.data()));
   }
   result->seconds_prepare = seconds_since(t0);
 
@@ -238,7 +235,6 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   Status factored = inverse_cholesky_upper(backend, H, o.damping, U, &result->damping);
   result->seconds_factor = seconds_since(t1);
   H_buffer.reset();
-  Hp_buffer.reset();
   if (factored.code() == Code::kNotPositiveDefinite) {
     // Every damping failed: quantize this module by RTN and say so (never silently).
     result->fallback_rtn = true;
@@ -251,7 +247,6 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   VLMQ_TRY(factored);
 
   const auto t2 = Clock::now();
-  Buffer Qp_buffer, codes_p;
   SweepState s;
   s.W = W;
   s.U = U;
@@ -261,22 +256,15 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   s.scales = scales;
   s.zeros = zeros;
   s.ngroups = ngroups;
-  if (perm.empty()) {
-    s.Q = out.Q.matrix(m, n);
-    s.codes = out.codes.as<uint8_t>();
-  } else {  // the sweep works in permuted order; results are gathered back below
-    VLMQ_TRY(alloc_matrix(backend, &Qp_buffer, m, n, BufferUsage::kScratch));
-    VLMQ_TRY(backend.alloc(&codes_p, static_cast<size_t>(m) * n, BufferUsage::kScratch));
-    s.Q = Qp_buffer.matrix(m, n);
-    s.codes = codes_p.as<uint8_t>();
-  }
-  VLMQ_TRY(gptaq ? gptaq_quantize(backend, s, D, o, control, &result->loss)
+  s.Q = out.Q.matrix(m, n);
+  s.codes = out.codes.as<uint8_t>();
+  VLMQ_TRY(gptaq ? gptaq_quantize(backend, s, D, o, control, &result->loss, &result->seconds_correction)
                  : gptq_quantize(backend, s, o, control, &result->loss));
-  if (!perm.empty()) {
+  if (!perm.empty()) {  // the sweep wrote in processing order: put the columns back in place
     std::vector<int32_t> inverse(n);
     for (int64_t j = 0; j < n; j++) inverse[perm[j]] = static_cast<int32_t>(j);
-    VLMQ_TRY(backend.gather_columns(out.Q.matrix(m, n), s.Q, inverse.data()));
-    VLMQ_TRY(backend.gather_columns_u8(out.codes.as<uint8_t>(), s.codes, m, n, inverse.data()));
+    VLMQ_TRY(backend.gather_columns(s.Q, s.Q, inverse.data()));
+    VLMQ_TRY(backend.gather_columns_u8(s.codes, s.codes, m, n, inverse.data()));
   }
   result->seconds_sweep = seconds_since(t2);
   std::vector<int32_t> g_idx = group_index(n, g, perm, o.static_groups);

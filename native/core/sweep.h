@@ -26,8 +26,8 @@ Status column_sweep(Backend& backend, const SweepState& s, const MatF* P, const 
 Status gptq_quantize(Backend& backend, const SweepState& s, const LinearOptions& options,
                      const RunControl& control, double* loss);
 
-// dXXT: [n, n] cross term in processing order; it is overwritten by P.
+// dXXT: [n, n] cross term in processing order; it is overwritten by P. *seconds_p: time to build P.
 Status gptaq_quantize(Backend& backend, const SweepState& s, MatF dXXT, const LinearOptions& options,
-                      const RunControl& control, double* loss);
+                      const RunControl& control, double* loss, double* seconds_p);
 
 }  // namespace vlmq

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <mutex>
 #include <thread>
 
 #include "half.h"
@@ -130,26 +131,47 @@ Status CpuBackend::subtract_rows(MatF dst, MatrixView a, MatrixView b, const flo
   return Status::Ok();
 }
 
+namespace {
+// Non-finite elements of one row: an all-ones exponent field (inf or NaN), tested on the bits so
+// the counting loop vectorises. *first gets the row-major index of the first one, if any.
+template <class Bits>
+int64_t count_all_ones(const Bits* p, int64_t cols, Bits mask, int64_t base, int64_t* first) {
+  int64_t count = 0;
+  for (int64_t j = 0; j < cols; j++) count += (p[j] & mask) == mask;
+  if (count && first)
+    for (int64_t j = 0; j < cols; j++)
+      if ((p[j] & mask) == mask) {
+        *first = base + j;
+        break;
+      }
+  return count;
+}
+
+int64_t row_nonfinite(const MatrixView& a, int64_t r, int64_t* first) {
+  if (a.dtype == DType::kF32)
+    return count_all_ones(static_cast<const uint32_t*>(a.data) + r * a.ld, a.cols, uint32_t{0x7f800000u}, r * a.cols, first);
+  const uint16_t mask = a.dtype == DType::kF16 ? 0x7c00 : 0x7f80;
+  return count_all_ones(static_cast<const uint16_t*>(a.data) + r * a.ld, a.cols, mask, r * a.cols, first);
+}
+}  // namespace
+
 Status CpuBackend::count_nonfinite(MatrixView a, int64_t* count, int64_t* first) {
   VLMQ_TRY(on_host(a, "a"));
+  if (!is_float(a.dtype)) return InvalidArgument("count_nonfinite: float matrix expected");
+  std::mutex mutex;
   int64_t total = 0, first_index = -1;
-  for (int64_t r = 0; r < a.rows; r++) {
-    int64_t row_count = 0, row_first = -1;
-    if (a.dtype == DType::kF32) {
-      const float* p = static_cast<const float*>(a.data) + r * a.ld;
-      for (int64_t j = 0; j < a.cols; j++)
-        if (!std::isfinite(p[j])) row_count++, row_first = row_first < 0 ? j : row_first;
-    } else if (a.dtype == DType::kF16 || a.dtype == DType::kBF16) {
-      const uint16_t* p = static_cast<const uint16_t*>(a.data) + r * a.ld;
-      const bool half = a.dtype == DType::kF16;
-      for (int64_t j = 0; j < a.cols; j++)
-        if (!(half ? f16_finite(p[j]) : bf16_finite(p[j]))) row_count++, row_first = row_first < 0 ? j : row_first;
-    } else {
-      return InvalidArgument("count_nonfinite: float matrix expected");
+  pool_->parallel_for(a.rows, 64, [&](int64_t r0, int64_t r1) {
+    int64_t chunk = 0, chunk_first = -1;
+    for (int64_t r = r0; r < r1; r++) {
+      int64_t f = -1;
+      const int64_t c = row_nonfinite(a, r, chunk_first < 0 ? &f : nullptr);
+      if (c && chunk_first < 0) chunk_first = f;
+      chunk += c;
     }
-    if (row_count && first_index < 0) first_index = r * a.cols + row_first;
-    total += row_count;
-  }
+    std::lock_guard<std::mutex> lock(mutex);
+    total += chunk;
+    if (chunk_first >= 0 && (first_index < 0 || chunk_first < first_index)) first_index = chunk_first;
+  });
   *count = total;
   *first = first_index;
   return Status::Ok();
@@ -175,11 +197,27 @@ Status CpuBackend::reverse(MatF dst, MatF src) {
 
 Status CpuBackend::gather_columns(MatF dst, MatF src, const int32_t* perm) {
   VLMQ_TRY(same_shape(dst, src.rows, src.cols, "gather_columns"));
+  const bool in_place = dst.data == src.data;
   pool_->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(in_place ? src.cols : 0);
     for (int64_t i = r0; i < r1; i++) {
       const float* in = src.row(i);
+      if (in_place) in = static_cast<const float*>(std::memcpy(row.data(), in, src.cols * sizeof(float)));
       float* out = dst.row(i);
       for (int64_t j = 0; j < src.cols; j++) out[j] = in[perm[j]];
+    }
+  });
+  return Status::Ok();
+}
+
+Status CpuBackend::gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols, const int32_t* perm) {
+  const bool in_place = dst == src;
+  pool_->parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    std::vector<uint8_t> row(in_place ? cols : 0);
+    for (int64_t i = r0; i < r1; i++) {
+      const uint8_t* in = src + i * cols;
+      if (in_place) in = static_cast<const uint8_t*>(std::memcpy(row.data(), in, cols));
+      for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = in[perm[j]];
     }
   });
   return Status::Ok();
@@ -193,14 +231,6 @@ Status CpuBackend::gather_symmetric(MatF dst, MatF src, const int32_t* perm) {
       float* out = dst.row(i);
       for (int64_t j = 0; j < src.cols; j++) out[j] = in[perm[j]];
     }
-  });
-  return Status::Ok();
-}
-
-Status CpuBackend::gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols, const int32_t* perm) {
-  pool_->parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; i++)
-      for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = src[i * cols + perm[j]];
   });
   return Status::Ok();
 }
@@ -267,17 +297,25 @@ Status CpuBackend::fill(MatF a, float value) {
 }
 
 Status CpuBackend::max_asymmetry(MatF a, float floor, float* worst, int64_t* wi, int64_t* wj) {
+  // Tiles of the lower triangle against their mirror tiles, both in cache; rows of tiles in parallel.
+  const int64_t n = a.rows, tiles = (n + kTile - 1) / kTile;
+  std::mutex mutex;
   float best = 0;
   int64_t bi = 0, bj = 0;
-  const int64_t n = a.rows;
-  for (int64_t ti = 0; ti < n; ti += kTile)
-    for (int64_t tj = 0; tj <= ti; tj += kTile)
-      for (int64_t i = ti; i < std::min(n, ti + kTile); i++)
-        for (int64_t j = tj; j < std::min(i, tj + kTile); j++) {
-          const float x = a.row(i)[j], y = a.row(j)[i];
-          const float rel = std::fabs(x - y) / (std::fabs(x) + std::fabs(y) + floor + 1e-30f);
-          if (rel > best) best = rel, bi = i, bj = j;
-        }
+  pool_->parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
+    float chunk_best = 0;
+    int64_t ci = 0, cj = 0;
+    for (int64_t ti = t0 * kTile; ti < std::min(n, t1 * kTile); ti += kTile)
+      for (int64_t tj = 0; tj <= ti; tj += kTile)
+        for (int64_t i = ti; i < std::min(n, ti + kTile); i++)
+          for (int64_t j = tj; j < std::min(i, tj + kTile); j++) {
+            const float x = a.row(i)[j], y = a.row(j)[i];
+            const float rel = std::fabs(x - y) / (std::fabs(x) + std::fabs(y) + floor + 1e-30f);
+            if (rel > chunk_best) chunk_best = rel, ci = i, cj = j;
+          }
+    std::lock_guard<std::mutex> lock(mutex);
+    if (chunk_best > best) best = chunk_best, bi = ci, bj = cj;
+  });
   *worst = best;
   *wi = bi;
   *wj = bj;
@@ -358,12 +396,6 @@ Status CpuBackend::quantize_groups(MatF W, const int32_t* g_idx, const float* sc
       }
     }
   });
-  return Status::Ok();
-}
-
-Status CpuBackend::sweep_block(const SweepBlock& b) {
-  if (b.i1 < 0 || b.i2 > b.W.cols || b.i1 >= b.i2) return InvalidArgument("sweep_block: bad column range");
-  pool_->parallel_for(b.W.rows, 4, [&](int64_t r0, int64_t r1) { sweep_block_rows(b, r0, r1); });
   return Status::Ok();
 }
 

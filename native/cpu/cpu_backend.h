@@ -22,8 +22,8 @@ class CpuBackend final : public Backend {
   Status count_nonfinite(MatrixView a, int64_t* count, int64_t* first) override;
   Status reverse(MatF dst, MatF src) override;
   Status gather_columns(MatF dst, MatF src, const int32_t* perm) override;
-  Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) override;
   Status gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols, const int32_t* perm) override;
+  Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) override;
   Status zero_columns(MatF a, const uint8_t* mask) override;
   Status get_diagonal(MatF a, float* out) override;
   Status set_diagonal(MatF a, const float* values) override;
@@ -43,7 +43,7 @@ class CpuBackend final : public Backend {
                     int64_t ld_params) override;
   Status quantize_groups(MatF W, const int32_t* g_idx, const float* scales, const float* zeros, int64_t ngroups,
                          const Grid& grid, MatF Q, uint8_t* codes) override;
-  Status sweep_block(const SweepBlock& block) override;
+  Status sweep_block(const SweepBlock& block) override;  // sweep_block.cpp
 
   int threads() const override { return pool_->threads(); }
   void set_threads(int n) override;
@@ -51,8 +51,5 @@ class CpuBackend final : public Backend {
  private:
   std::unique_ptr<ThreadPool> pool_;
 };
-
-// The in-block column sweep for rows [r0, r1) (sweep_block.cpp).
-void sweep_block_rows(const SweepBlock& b, int64_t r0, int64_t r1);
 
 }  // namespace vlmq

@@ -1,68 +1,151 @@
-// The in-block column sweep of GPTQ/GPTAQ for a range of rows (backend.h, SweepBlock).
-// Rows are independent, so each thread walks its rows one at a time through all columns of the
-// block: the row's slice of the block (at most B floats) stays in L1 and the block of U in L2,
-// and every update is a unit-stride axpy the compiler vectorises.
+// The in-block column sweep of GPTQ/GPTAQ (backend.h, SweepBlock) on the CPU.
+// Rows are independent, so rows go in tiles of kTile: the tile's slice of the block is held
+// transposed (column k of the block is kTile contiguous floats), and each step of the sweep
+// broadcasts one U[col, k] and updates all kTile rows with one vector FMA. The U (and P) block is
+// packed contiguously once per block, shared by all threads.
 #include <algorithm>
 #include <vector>
 
 #include "cpu_backend.h"
 
-namespace vlmq {
+// One build serves every x86-64 CPU: GCC compiles the hot loop for AVX-512, AVX2 and the
+// baseline and picks the best at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Lanes values never cross a function boundary (helpers are forced inline), so the warning that
+// their ABI differs between the clones does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define VLMQ_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VLMQ_MULTIVERSION
+#endif
 
-void sweep_block_rows(const SweepBlock& b, int64_t r0, int64_t r1) {
+namespace vlmq {
+namespace {
+
+// A tile of rows is one vector of kTile floats (GCC/Clang vector extension): one zmm register
+// with AVX-512, two ymm with AVX2, four xmm otherwise. Writing the update as vector arithmetic
+// keeps the compiler from vectorising the wrong loop.
+constexpr int kTile = 16;
+typedef float Lanes __attribute__((vector_size(kTile * sizeof(float)), aligned(kTile * sizeof(float))));
+
+// Helpers are forced inline so that each target clone compiles them for its own ISA.
+#define VLMQ_INLINE inline __attribute__((always_inline))
+
+VLMQ_INLINE Lanes splat(float x) { return Lanes{} + x; }
+
+// The tile's block, one vector per column. new[] honours the 64-byte alignment of Lanes, which
+// std::vector<Lanes> would not (template arguments drop a typedef's attributes).
+struct TileBuffer {
+  Lanes* data;
+  explicit TileBuffer(int64_t columns) : data(new Lanes[columns]) {}
+  ~TileBuffer() { delete[] data; }
+  TileBuffer(const TileBuffer&) = delete;
+  TileBuffer& operator=(const TileBuffer&) = delete;
+};
+
+struct Packed {
+  const float* U;  // [count, count]: U[i1 + t, i1 + k] at t * count + k
+  const float* P;  // same for P, or null
+};
+
+// Quantize one column of the tile: codes, grid values, and errors e = (w − q) / d.
+VLMQ_INLINE void quantize_lanes(Lanes w, Lanes scale, Lanes zero, float maxq, float d, Lanes* code, Lanes* q, Lanes* e) {
+  Lanes c = w / scale;
+  for (int i = 0; i < kTile; i++) c[i] = round_half_even(c[i]);
+  c += zero;
+  c = c < 0.0f ? splat(0.0f) : c;
+  c = c > maxq ? splat(maxq) : c;
+  *code = c;
+  *q = scale * (c - zero);
+  *e = (w - *q) / d;
+}
+
+VLMQ_MULTIVERSION
+void sweep_tile(const SweepBlock& b, const Packed& packed, int64_t r0, int rows, Lanes* w1) {
   const int64_t n = b.W.cols, count = b.i2 - b.i1;
   const float maxq = b.grid.maxq();
   const bool dynamic = b.mode == GroupMode::kDynamic, fixed = b.mode == GroupMode::kPerChannel;
-  std::vector<float> w1(count);
+  Lanes scale = splat(1.0f), zero = splat(0.0f), loss = splat(0.0f);  // padding rows: a harmless grid
 
-  for (int64_t r = r0; r < r1; r++) {
-    const float* w_outer = b.W.row(r);
-    std::copy(w_outer + b.i1, w_outer + b.i2, w1.begin());
-    float* q_row = b.Q.row(r);
-    uint8_t* code_row = b.codes + r * n;
-    float* e_row = b.E.row(r);
-    float* source_row = b.P ? b.Psource.row(r) : nullptr;
-    float* row_scales = b.scales + r * b.ngroups;
-    float* row_zeros = b.zeros + r * b.ngroups;
-    QParams params{row_scales[0], row_zeros[0]};
-    double loss = 0;
-
-    for (int64_t t = 0; t < count; t++) {
-      const int64_t col = b.i1 + t;
-      if (dynamic && col % b.group_size == 0) {
-        // Fitted on the outer W: all earlier blocks' updates, none of this block's (§2(f) 3).
-        const int64_t group = col / b.group_size;
-        params = find_params(w_outer + col, std::min(b.group_size, n - col), b.grid);
-        row_scales[group] = params.scale;
-        row_zeros[group] = params.zero;
-      } else if (!dynamic && !fixed) {
-        const int64_t original = b.perm ? b.perm[col] : col;
-        const int64_t group = original / b.group_size;
-        params = {row_scales[group], row_zeros[group]};
-      }
-      const float w = w1[t];
-      const float code = quant_code(w, params, maxq);
-      const float q = dequant(code, params);
-      q_row[col] = q;
-      code_row[col] = static_cast<uint8_t>(code);
-
-      const float* u = b.U.row(col) + col;  // u[k] = U[col, col + k]
-      const float d = u[0];
-      const float e = (w - q) / d;
-      loss += static_cast<double>((w - q) * (w - q) / (d * d));
-      e_row[t] = e;
-      float* rest = w1.data() + t;  // rest[k] = W1[r, t + k]
-      const int64_t len = count - t;
-      if (b.P) {
-        const float* p = b.P->row(col) + col;
-        for (int64_t k = 1; k < len; k++) rest[k] += -e * u[k] + w * p[k];
-        source_row[t] = b.psource_prequant ? w : q;
-      } else {
-        for (int64_t k = 1; k < len; k++) rest[k] -= e * u[k];
-      }
-    }
-    b.row_loss[r] += loss;
+  // w1[k][i] = W[r0 + i, i1 + k]
+  for (int64_t k = 0; k < count; k++) w1[k] = splat(0.0f);
+  for (int i = 0; i < rows; i++) {
+    const float* src = b.W.row(r0 + i) + b.i1;
+    for (int64_t k = 0; k < count; k++) w1[k][i] = src[k];
+    // A block that starts inside a dynamic group continues with the parameters fitted at the
+    // group's start in an earlier block (the reference's quantizer keeps them across blocks).
+    const int64_t group = fixed ? 0 : dynamic ? b.i1 / b.group_size : -1;
+    if (group >= 0) scale[i] = b.scales[(r0 + i) * b.ngroups + group], zero[i] = b.zeros[(r0 + i) * b.ngroups + group];
   }
+
+  for (int64_t t = 0; t < count; t++) {
+    const int64_t col = b.i1 + t;
+    if (dynamic && col % b.group_size == 0) {
+      // Fitted on the outer W: all earlier blocks' updates, none of this block's (§2(f) 3).
+      const int64_t group = col / b.group_size, len = std::min(b.group_size, n - col);
+      for (int i = 0; i < rows; i++) {
+        const QParams p = find_params(b.W.row(r0 + i) + col, len, b.grid);
+        scale[i] = b.scales[(r0 + i) * b.ngroups + group] = p.scale;
+        zero[i] = b.zeros[(r0 + i) * b.ngroups + group] = p.zero;
+      }
+    } else if (!dynamic && !fixed) {
+      const int64_t group = (b.perm ? b.perm[col] : col) / b.group_size;
+      for (int i = 0; i < rows; i++) scale[i] = b.scales[(r0 + i) * b.ngroups + group], zero[i] = b.zeros[(r0 + i) * b.ngroups + group];
+    }
+
+    const float* u = packed.U + t * count;  // u[k] = U[col, i1 + k]
+    const Lanes w = w1[t];
+    Lanes code, q, e;
+    quantize_lanes(w, scale, zero, maxq, u[t], &code, &q, &e);
+    loss += e * e;  // (w − q)² / d²
+
+    // Spread the error over the rest of the block: one broadcast U[col, k] per column k.
+    if (packed.P) {
+      const float* p = packed.P + t * count;
+      for (int64_t k = t + 1; k < count; k++) w1[k] += w * p[k] - e * u[k];
+    } else {
+      for (int64_t k = t + 1; k < count; k++) w1[k] -= e * u[k];
+    }
+
+    const Lanes source = b.psource_prequant ? w : q;
+    for (int i = 0; i < rows; i++) {
+      const int64_t r = r0 + i;
+      b.Q.row(r)[col] = q[i];
+      b.codes[r * n + col] = static_cast<uint8_t>(code[i]);
+      b.E.row(r)[t] = e[i];
+      if (packed.P) b.Psource.row(r)[t] = source[i];
+    }
+  }
+  for (int i = 0; i < rows; i++) b.row_loss[r0 + i] += loss[i];
+}
+
+void pack_block(const MatF& M, int64_t i1, int64_t count, std::vector<float>* out) {
+  out->assign(static_cast<size_t>(count * count), 0.0f);
+  for (int64_t t = 0; t < count; t++) {
+    const float* src = M.row(i1 + t) + i1;
+    std::copy(src + t, src + count, out->data() + t * count + t);  // the upper triangle is all that is read
+  }
+}
+
+}  // namespace
+
+Status CpuBackend::sweep_block(const SweepBlock& b) {
+  if (b.i1 < 0 || b.i2 > b.W.cols || b.i1 >= b.i2) return InvalidArgument("sweep_block: bad column range");
+  const int64_t count = b.i2 - b.i1;
+  std::vector<float> U, P;
+  pack_block(b.U, b.i1, count, &U);
+  if (b.P) pack_block(*b.P, b.i1, count, &P);
+  const Packed packed{U.data(), b.P ? P.data() : nullptr};
+  const int64_t tiles = (b.W.rows + kTile - 1) / kTile;
+  auto body = [&](int64_t t0, int64_t t1) {
+    TileBuffer w1(count);
+    for (int64_t tile = t0; tile < t1; tile++) {
+      const int64_t r0 = tile * kTile;
+      sweep_tile(b, packed, r0, static_cast<int>(std::min<int64_t>(kTile, b.W.rows - r0)), w1.data);
+    }
+  };
+  pool_->parallel_for(tiles, 1, body);
+  return Status::Ok();
 }
 
 }  // namespace vlmq

@@ -27,8 +27,14 @@ void ThreadPool::worker_loop(int index) {
     const auto* job = job_;
     const int64_t begin = index * chunk_, end = std::min(n_, begin + chunk_);
     lock.unlock();
-    if (begin < end) (*job)(begin, end);
+    std::exception_ptr error;
+    try {
+      if (begin < end) (*job)(begin, end);
+    } catch (...) {
+      error = std::current_exception();
+    }
     lock.lock();
+    if (error && !error_) error_ = error;
     if (--pending_ == 0) done_.notify_one();
   }
 }
@@ -50,10 +56,18 @@ void ThreadPool::parallel_for(int64_t n, int64_t min_chunk, const std::function<
     generation_++;
   }
   wake_.notify_all();
-  fn(0, std::min(n, chunk_));
+  std::exception_ptr error;
+  try {
+    fn(0, std::min(n, chunk_));
+  } catch (...) {
+    error = std::current_exception();
+  }
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return pending_ == 0; });
   job_ = nullptr;
+  if (!error) error = error_;
+  error_ = nullptr;
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace vlmq

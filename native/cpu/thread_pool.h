@@ -2,6 +2,7 @@
 // threads for BLAS/LAPACK calls; the two never run at the same time within one call).
 #pragma once
 #include <condition_variable>
+#include <exception>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -21,6 +22,7 @@ class ThreadPool {
   // Runs fn(begin, end) on contiguous chunks covering [0, n), each at least min_chunk long, on
   // up to threads() threads (the caller's included), and returns when all chunks are done.
   // A call made while another one runs (from a second libuv thread) runs serially inline.
+  // An exception thrown by fn on any thread is rethrown here once every chunk has finished.
   void parallel_for(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
@@ -34,6 +36,7 @@ class ThreadPool {
   int64_t n_ = 0, chunk_ = 0;
   int64_t generation_ = 0;
   int pending_ = 0;
+  std::exception_ptr error_;
   bool stop_ = false;
 };
 

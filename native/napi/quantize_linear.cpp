@@ -104,6 +104,7 @@ Napi::Value build_result(Napi::Env env, LinearResult& r) {
   seconds.Set("prepare", Napi::Number::New(env, r.seconds_prepare));
   seconds.Set("factor", Napi::Number::New(env, r.seconds_factor));
   seconds.Set("sweep", Napi::Number::New(env, r.seconds_sweep));
+  seconds.Set("correction", Napi::Number::New(env, r.seconds_correction));
   out.Set("seconds", seconds);
   return out;
 }

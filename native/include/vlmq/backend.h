@@ -80,8 +80,8 @@ struct SweepBlock {
   float* scales = nullptr;        // [m, ngroups] in/out (written for dynamic groups)
   float* zeros = nullptr;         // [m, ngroups]
   int64_t ngroups = 1;
-  MatF Q;                  // [m, n] out: dequantized values, permuted column order
-  uint8_t* codes = nullptr;  // [m, n] out, row stride n
+  MatF Q;                  // [m, n] out: dequantized values, processing column order
+  uint8_t* codes = nullptr;  // [m, n] out, row stride n, processing column order
   MatF E;                  // [m, i2 − i1] out: scaled errors e for the lazy update
   MatF Psource;            // [m, i2 − i1] out when P is given: the values multiplied by P later
   bool psource_prequant = false;  // false: quantized q (reference); true: pre-quantization w
@@ -113,13 +113,13 @@ class Backend {
   // dst[i, j] = src[rows − 1 − i, cols − 1 − j] (turns H into J·H·J for square matrices).
   // dst may be src (an in-place reversal).
   virtual Status reverse(MatF dst, MatF src) = 0;
-  // dst[:, j] = src[:, perm[j]] (perm: host).
+  // dst[:, j] = src[:, perm[j]] (perm: host); dst may be src (permutes in place).
   virtual Status gather_columns(MatF dst, MatF src, const int32_t* perm) = 0;
-  // dst[i, j] = src[perm[i], perm[j]] (perm: host).
-  virtual Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) = 0;
-  // The same gather for u8 matrices (codes).
+  // The same gather for u8 matrices (codes), also in place.
   virtual Status gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols,
                                    const int32_t* perm) = 0;
+  // dst[i, j] = src[perm[i], perm[j]] (perm: host).
+  virtual Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) = 0;
   // Set columns j with mask[j] != 0 to zero (mask: host).
   virtual Status zero_columns(MatF a, const uint8_t* mask) = 0;
   // out[i] = a[i, i] (out: host).

@@ -115,6 +115,7 @@ struct LinearResult {
   bool fallback_rtn = false;     // the factorisation failed at every damping: RTN was used
   int64_t dead_columns = 0;
   double seconds_prepare = 0, seconds_factor = 0, seconds_sweep = 0;
+  double seconds_correction = 0;  // GPTAQ: building P (part of seconds_sweep)
 };
 
 Status quantize_linear(Backend& backend, const LinearInput& input, const LinearOptions& options,

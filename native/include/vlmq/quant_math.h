@@ -55,6 +55,9 @@ VLMQ_HD inline float bits_float(uint32_t u) {
 // unlike roundf, which rounds halves away from zero.
 VLMQ_HD inline float round_half_even(float x) { return rintf(x); }
 
+// clamp written with comparisons so that it compiles to vector min/max (inputs are finite).
+VLMQ_HD inline float clamp(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
 // The float16 value nearest to x (ties to even), returned as a float. Scales are positive and
 // finite here, and they are kept inside the finite, non-zero f16 range [2^-24, 65504] so that
 // the stored grid stays usable (a zero scale would divide by zero).
@@ -79,13 +82,13 @@ VLMQ_HD inline QParams make_params(float xmin, float xmax, const Grid& g) {
   float scale = (xmax - xmin) / maxq;
   if (g.fp16_scales) scale = round_scale_to_f16(scale);
   float zero = g.sym ? (maxq + 1.0f) / 2.0f : round_half_even(-xmin / scale);
-  zero = fminf(fmaxf(zero, 0.0f), maxq);
+  zero = clamp(zero, 0.0f, maxq);
   return {scale, zero};
 }
 
 // q = clamp(round(x / s) + z, 0, maxq) — the integer code of x.
 VLMQ_HD inline float quant_code(float x, QParams p, float maxq) {
-  return fminf(fmaxf(round_half_even(x / p.scale) + p.zero, 0.0f), maxq);
+  return clamp(round_half_even(x / p.scale) + p.zero, 0.0f, maxq);
 }
 
 // scale · (code − zero): the value on the grid that x maps to.
@@ -96,13 +99,13 @@ VLMQ_HD inline float quantize_value(float x, QParams p, float maxq) { return deq
 // find_params for one row x[0, n) (IST quant.py): the range always includes 0; symmetric grids
 // mirror it; an all-zero row gets (−1, +1); the optional MSE search shrinks the range.
 VLMQ_HD inline QParams find_params(const float* x, int64_t n, const Grid& g) {
-  float xmin = 0.0f, xmax = 0.0f;
+  float xmin = 0.0f, xmax = 0.0f;  // comparisons, not fminf/fmaxf: they vectorise (x is finite)
   for (int64_t i = 0; i < n; i++) {
-    xmin = fminf(xmin, x[i]);
-    xmax = fmaxf(xmax, x[i]);
+    xmin = x[i] < xmin ? x[i] : xmin;
+    xmax = x[i] > xmax ? x[i] : xmax;
   }
   if (g.sym) {
-    xmax = fmaxf(fabsf(xmin), xmax);
+    xmax = -xmin > xmax ? -xmin : xmax;
     if (xmin < 0.0f) xmin = -xmax;
   }
   if (xmin == 0.0f && xmax == 0.0f) {
