@@ -67,6 +67,20 @@ export function layerProblem(options: ProblemOptions): LayerProblem {
   };
 }
 
+const cache = new Map<string, LayerProblem>();
+
+/**
+ * layerProblem, memoised: many test configurations share a seed. fullNoise defaults to 0.5 here,
+ * which makes the GPTAQ cross term large enough that alpha and the variant change several percent
+ * of the codes (with 0.05 some configurations barely move).
+ */
+export function cachedProblem(m: number, n: number, seed: number, deadColumns: number[] = [], fullNoise = 0.5): LayerProblem {
+  const key = `${m}x${n}/${seed}/${deadColumns.join(',')}/${fullNoise}`;
+  let p = cache.get(key);
+  if (!p) cache.set(key, (p = layerProblem({ m, n, seed, deadColumns, fullNoise })));
+  return p;
+}
+
 /** Fraction of positions where two code arrays differ. */
 export function mismatchFraction(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let diff = 0;
