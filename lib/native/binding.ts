@@ -89,9 +89,13 @@ export interface NativeInfo {
   };
 }
 
+/** Baseline kernels timed natively for benchmarks/ (best of `repeats`). */
+export type BenchKernel = 'sgemm' | 'ssyrk' | 'sgemm-cross' | 'spotrf' | 'chain-reference' | 'chain-vlmq';
+
 export interface BindingModule {
   info(): NativeInfo;
   setThreads(threads: number): void;
+  benchmark(kernel: BenchKernel, params: { m: number; n: number; k: number; repeats: number }): Promise<{ seconds: number; flops: number }>;
   CancelToken: new () => NativeCancelToken;
   HessianAccumulator: new (n: number, crossTerm: boolean) => NativeHessianAccumulator;
   quantizeLinear(weight: NativeMatrix, statistics: NativeStatistics, options: NativeLinearOptions,

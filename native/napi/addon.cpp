@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "addon_data.h"
+#include "bench.h"
 #include "common.h"
 #include "hessian_accumulator.h"
 #include "quantize_linear.h"
@@ -78,6 +79,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantizeLinear", Napi::Function::New<QuantizeLinear>(env, "quantizeLinear"));
   exports.Set("info", Napi::Function::New<Info>(env, "info"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
+  exports.Set("benchmark", Napi::Function::New<Benchmark>(env, "benchmark"));
   return exports;
 }
 

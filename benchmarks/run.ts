@@ -1,0 +1,30 @@
+// `npm run bench [-- --quick] [-- --json FILE] [hessian|cholesky|sweep ...]`: runs the kernel
+// benchmarks and prints each figure with its baseline and target. Record results in RESULTS.md.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { choleskyBenchmarks } from './cholesky.js';
+import { hessianBenchmarks } from './hessian.js';
+import { sweepBenchmarks } from './sweep.js';
+import { type BenchOptions, type Row, machine, printTable } from './util.js';
+
+const suites: Record<string, (o: BenchOptions) => Promise<Row[]>> = {
+  hessian: hessianBenchmarks,
+  cholesky: choleskyBenchmarks,
+  sweep: sweepBenchmarks,
+};
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'string' }, repeats: { type: 'string', default: '3' } },
+});
+const names = positionals.length ? positionals : Object.keys(suites);
+for (const name of names) if (!suites[name]) throw new Error(`unknown benchmark "${name}"; choose from ${Object.keys(suites).join(', ')}`);
+const options: BenchOptions = { quick: values.quick ?? false, repeats: Math.max(1, Number(values.repeats)) };
+
+console.log(`machine: ${machine()}`);
+const rows: Row[] = [];
+for (const name of names) rows.push(...(await suites[name](options)));
+printTable(rows);
+if (values.json) writeFileSync(values.json, JSON.stringify({ machine: machine(), date: new Date().toISOString(), rows }, null, 2));
+const missed = rows.filter((r) => r.met === false);
+if (missed.length) console.log(`${missed.length} target(s) missed`);

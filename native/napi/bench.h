@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace vlmq::napi {
+Napi::Value Benchmark(const Napi::CallbackInfo& info);
+}
