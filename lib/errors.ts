@@ -17,7 +17,10 @@ export function describeValue(value: unknown): string {
   if (value === undefined) return 'undefined';
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (Array.isArray(value)) return `array of length ${value.length}`;
+  if (Array.isArray(value)) {
+    // short lists of numbers (shapes) are clearer printed than counted
+    return value.length <= 8 && value.every((v) => typeof v === 'number') ? `[${value.join(', ')}]` : `array of length ${value.length}`;
+  }
   if (ArrayBuffer.isView(value)) return `${value.constructor.name} of length ${(value as { length?: number }).length ?? value.byteLength}`;
   if (typeof value === 'function') return 'a function';
   return `an object of type ${(value as object).constructor?.name ?? 'Object'}`;

@@ -49,14 +49,14 @@ export class HessianAccumulator implements Disposable {
   }
 
   /** Adds a batch of token rows x [tokens, n]; resolves once the statistics include it. */
-  add(x: MatrixInput, options: AddBatchOptions = {}): Promise<void> {
+  async add(x: MatrixInput, options: AddBatchOptions = {}): Promise<void> {
     const callSite = new Error();
     this.#checkLive('add');
     const matrix = toNativeMatrix(x, 'x', this.n);
     const full = options.xFull === undefined ? null : toNativeMatrix(options.xFull, 'xFull', this.n);
     if (this.crossTerm && !full) throw invalidParameterError('xFull', 'the full-precision inputs (this accumulator keeps the cross term)', undefined);
     if (!this.crossTerm && full) throw invalidParameterError('xFull', 'undefined (create the accumulator with crossTerm: true to use it)', options.xFull);
-    if (full && full.rows !== matrix.rows) throw invalidParameterError('xFull', `${matrix.rows} rows like x`, `${full.rows} rows`);
+    if (full && full.rows !== matrix.rows) throw invalidParameterError('the rows of xFull', `${matrix.rows} (as many as x)`, full.rows);
     const weights = tokenWeights(options.tokenWeights, matrix.rows);
     const samples = options.samples ?? 1;
     if (typeof samples !== 'number' || !Number.isFinite(samples) || samples <= 0) throw invalidParameterError('samples', 'a positive number', samples);
@@ -64,14 +64,14 @@ export class HessianAccumulator implements Disposable {
   }
 
   /** A copy of H [n, n] (symmetric). */
-  hessian(): Promise<Float32Array> {
+  async hessian(): Promise<Float32Array> {
     const callSite = new Error();
     this.#checkLive('hessian');
     return this.#chain(() => runNative(callSite, undefined, () => this.native.read(false)));
   }
 
   /** A copy of the cross term dXXT [n, n] (crossTerm accumulators only). */
-  dxxt(): Promise<Float32Array> {
+  async dxxt(): Promise<Float32Array> {
     const callSite = new Error();
     this.#checkLive('dxxt');
     if (!this.crossTerm) throw invalidParameterError('dxxt()', 'an accumulator created with crossTerm: true', 'crossTerm: false');

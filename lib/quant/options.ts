@@ -40,7 +40,7 @@ export interface QuantizeLinearOptions {
   /** GPTAQ lazy P-term: 'reference' uses the quantized block (as the GPTAQ code), 'derivation' the pre-quantization values (Eq. 15). */
   gptaqVariant?: 'reference' | 'derivation';
   signal?: AbortSignal;
-  /** Called with (columns done, columns total) between blocks; calls may be dropped, never queued. */
+  /** Called with (columns done, columns total) between blocks, increasing, ending with (total, total) before the promise resolves. */
   onProgress?: (done: number, total: number) => void;
 }
 

@@ -54,13 +54,39 @@ export async function quantizeLinear(
   const callSite = new Error();
   const resolved = resolveLinearOptions(options);
   const matrix = toNativeMatrix(weight, 'weight');
-  if (!weight || (weight as Tensor).shape?.length !== 2) throw invalidParameterError('weight.shape', 'a 2-D shape [out, in]', (weight as Tensor)?.shape);
+  if ((weight as Tensor).shape.length !== 2) throw invalidParameterError('weight.shape', 'a 2-D shape [out, in]', (weight as Tensor).shape);
   const n = matrix.cols;
   const stats = nativeStatistics(statistics, n, resolved.method);
+  const progress = orderedProgress(options.onProgress);
   const job = () => runNative(callSite, options.signal, (cancel) =>
-    binding().quantizeLinear(matrix, stats, resolved, cancel, options.onProgress ?? null));
+    binding().quantizeLinear(matrix, stats, resolved, cancel, progress.report));
   const raw = statistics instanceof HessianAccumulator ? await statistics.chain(job) : await enqueue(job);
+  progress.finish(n);
   return publicResult(raw, resolved.method, resolved.bits, resolved.groupSize);
+}
+
+/**
+ * Native progress reports arrive asynchronously and may be dropped; this keeps the listener's
+ * view simple: increasing `done`, nothing after the promise settles, and always a final
+ * (total, total) just before it resolves.
+ */
+function orderedProgress(listener: ((done: number, total: number) => void) | undefined) {
+  let last = -1;
+  let finished = false;
+  const report = listener
+    ? (done: number, total: number) => {
+      if (finished || done <= last) return;
+      last = done;
+      listener(done, total);
+    }
+    : null;
+  return {
+    report,
+    finish(total: number) {
+      if (report && last < total) report(total, total);
+      finished = true;
+    },
+  };
 }
 
 function nativeStatistics(statistics: unknown, n: number, method: QuantMethod): NativeStatistics {

@@ -19,13 +19,19 @@ Status inverse_cholesky_upper(Backend& backend, MatF H, const DampingPolicy& pol
   std::vector<float> diag(n), damped(n);
   VLMQ_TRY(backend.get_diagonal(H, diag.data()));
   double sum = 0;
-  for (float d : diag) sum += d;
+  for (int64_t i = 0; i < n; i++) {
+    // Σ x xᵀ has a non-negative diagonal; a negative one is not a Hessian, and no damping helps.
+    if (diag[i] < 0) return InvalidArgument("hessian[" + std::to_string(i) + ", " + std::to_string(i) + "] = " +
+                                             std::to_string(diag[i]) + " is negative: a Hessian has a non-negative diagonal");
+    sum += diag[i];
+  }
   const double mean = sum / static_cast<double>(n);
 
   *outcome = DampingOutcome{};
   const int attempts = 1 + static_cast<int>(std::floor((policy.max_percdamp - policy.percdamp) / policy.increment + 1e-6));
   for (int k = 0; k < attempts; k++) {
-    const float percdamp = policy.percdamp + static_cast<float>(k) * policy.increment;
+    // Each step rounded to 1e-9 so that 0.01 + 3·0.0025 reports as 0.0175, not 0.017499999….
+    const double percdamp = std::round((policy.percdamp + k * policy.increment) * 1e9) / 1e9;
     const float lambda = static_cast<float>(percdamp * mean);
     outcome->tried.push_back(percdamp);
     outcome->percdamp = percdamp;

@@ -31,6 +31,7 @@ Status column_sweep(Backend& backend, const SweepState& s, const MatF* P, const 
   VLMQ_TRY(alloc_matrix(backend, &E_buffer, m, B, BufferUsage::kScratch));
   if (P) VLMQ_TRY(alloc_matrix(backend, &source_buffer, m, B, BufferUsage::kScratch));
   std::vector<double> row_loss(m, 0.0);
+  if (control.progress) control.progress(0, n);
 
   for (int64_t i1 = 0; i1 < n; i1 += B) {
     if (control.cancelled()) return Cancelled();

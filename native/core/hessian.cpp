@@ -82,21 +82,26 @@ Status hessian_add(HessianState& state, const TokenBatch& batch, const RunContro
   const float alpha = static_cast<float>(2.0 / total);
   float beta = static_cast<float>(state.samples / total);
 
+  // Unweighted f32 tokens go to SYRK as they are (the operand is only read); anything else is
+  // converted and scaled slab by slab.
+  const bool direct = batch.x.dtype == DType::kF32 && !batch.weights;
   const int64_t slab = std::min(tokens, slab_rows(n));
   Buffer xs, ds;
-  VLMQ_TRY(alloc_matrix(backend, &xs, slab, n, BufferUsage::kScratch));
+  if (!direct) VLMQ_TRY(alloc_matrix(backend, &xs, slab, n, BufferUsage::kScratch));
   if (state.cross_term) VLMQ_TRY(alloc_matrix(backend, &ds, slab, n, BufferUsage::kScratch));
   const MatF H = state.H.matrix(n, n);
   for (int64_t r0 = 0; r0 < tokens; r0 += slab) {
     if (control.cancelled()) return Cancelled();
     const int64_t rows = std::min(slab, tokens - r0);
     const float* scale = batch.weights ? root_weights.data() + r0 : nullptr;
-    const MatF X = xs.matrix(rows, n);
-    VLMQ_TRY(backend.convert_rows(X, row_slab(batch.x, r0, rows), scale));
+    const MatrixView x = row_slab(batch.x, r0, rows);
+    MatF X = xs.matrix(rows, n);
+    if (direct) X = {static_cast<float*>(const_cast<void*>(x.data)), rows, n, x.ld, x.device};
+    else VLMQ_TRY(backend.convert_rows(X, x, scale));
     VLMQ_TRY(backend.syrk_lower(alpha, X, beta, H));
     if (state.cross_term) {
       const MatF D = ds.matrix(rows, n);
-      VLMQ_TRY(backend.subtract_rows(D, row_slab(batch.x_full, r0, rows), row_slab(batch.x, r0, rows), scale));
+      VLMQ_TRY(backend.subtract_rows(D, row_slab(batch.x_full, r0, rows), x, scale));
       VLMQ_TRY(backend.gemm(true, false, alpha, D, X, beta, state.dXXT.matrix(n, n)));
     }
     beta = 1.0f;  // the running-average rescale applies once per batch

@@ -188,6 +188,9 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   VLMQ_TRY(backend.get_diagonal(H_in, diag.data()));
   std::vector<uint8_t> dead(n, 0);
   for (int64_t i = 0; i < n; i++) {
+    if (diag[i] < 0.0f)
+      return InvalidArgument("hessian[" + std::to_string(i) + ", " + std::to_string(i) + "] = " + std::to_string(diag[i]) +
+                             " is negative: a Hessian (2/N Σ x xᵀ) has a non-negative diagonal");
     if (diag[i] == 0.0f) {
       dead[i] = 1;
       diag[i] = 1.0f;

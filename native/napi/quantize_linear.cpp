@@ -37,9 +37,9 @@ LinearOptions parse_options(Napi::Env env, Napi::Value value) {
   opt.act_order = get_bool(o, "actOrder", kOptions);
   opt.static_groups = get_bool(o, "staticGroups", kOptions);
   opt.block_size = get_integer(o, "blockSize", kOptions);
-  opt.damping.percdamp = static_cast<float>(get_number(o, "percdamp", kOptions));
-  opt.damping.increment = static_cast<float>(get_number(o, "dampIncrement", kOptions));
-  opt.damping.max_percdamp = static_cast<float>(get_number(o, "maxPercdamp", kOptions));
+  opt.damping.percdamp = get_number(o, "percdamp", kOptions);
+  opt.damping.increment = get_number(o, "dampIncrement", kOptions);
+  opt.damping.max_percdamp = get_number(o, "maxPercdamp", kOptions);
   opt.alpha = static_cast<float>(get_number(o, "alpha", kOptions));
   opt.gptaq_prequant_lazy = get_string(o, "gptaqVariant", kOptions) == "derivation";
   return opt;

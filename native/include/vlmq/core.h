@@ -61,16 +61,16 @@ Status hessian_read(HessianState& state, bool cross, float* host_out);
 
 // --- the damped inverse-Cholesky factor (algorithm.md §1.4) ------------------------------------
 struct DampingPolicy {
-  float percdamp = 0.01f;      // λ = percdamp · mean(diag H)
-  float increment = 0.0025f;   // on failure, percdamp += increment ...
-  float max_percdamp = 0.1f;   // ... while it stays ≤ this; then the caller falls back to RTN
+  double percdamp = 0.01;      // λ = percdamp · mean(diag H)
+  double increment = 0.0025;   // on failure, percdamp += increment ...
+  double max_percdamp = 0.1;   // ... while it stays ≤ this; then the caller falls back to RTN
 };
 
 struct DampingOutcome {
   bool ok = false;
-  float percdamp = 0;            // the one that worked (or the last one tried)
-  float lambda = 0;              // the λ added to the diagonal
-  std::vector<float> tried;      // every percdamp tried, in order
+  double percdamp = 0;           // the one that worked (or the last one tried)
+  double lambda = 0;             // the λ added to the diagonal (as a float)
+  std::vector<double> tried;     // every percdamp tried, in order
   int64_t failed_minor = 0;      // of the last failure
 };
 
