@@ -1,12 +1,11 @@
 #!/usr/bin/env node
-// `npm run prebuild`: binaries for the published package, in prebuildify's layout
-// (prebuilds/<platform>-<arch>/), which lib/native/loader.ts and scripts/install.mjs search.
-//   node.napi.node       prebuildify + node-gyp: the CPU backend (binding.gyp), stripped
-//   node.napi.cuda.node  cmake-js: CPU backend plus the CUDA side, when nvcc is on PATH
-// The loader tries them in name order, so the CUDA-capable build is preferred; both load on
-// machines without a GPU.
+// `npm run prebuild`: the binary of the published package, prebuilds/<platform>-<arch>/vlmq.node
+// in prebuildify's layout and naming, which node-gyp-build (lib/native/loader.ts) and scripts/install.mjs find.
+// prebuildify builds it with node-gyp (the CPU backend, binding.gyp, stripped); where cmake and
+// nvcc are available the cmake-js build replaces it, since that one holds the CUDA side as well
+// and still loads on machines without a GPU.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,14 +26,15 @@ function run(command, args, env = {}) {
 const has = (name) => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 
 // node-gyp would download the headers of the target Node; use the installed ones when present.
+rmSync(out, { recursive: true, force: true });
 const headers = existsSync('/usr/include/node/node_api.h') ? { npm_config_nodedir: '/usr' } : {};
 run(process.execPath, [require.resolve('prebuildify/bin.js'), '--napi', '--strip', '--target', process.versions.node], headers);
 
 if (has('cmake') && has('nvcc')) {
   run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), 'compile']);
   mkdirSync(out, { recursive: true });
-  copyFileSync(join(root, 'build', 'Release', 'vlmq.node'), join(out, 'node.napi.cuda.node'));
-  console.log(`prebuild: wrote ${join('prebuilds', `${process.platform}-${process.arch}`, 'node.napi.cuda.node')}`);
+  copyFileSync(join(root, 'build', 'Release', 'vlmq.node'), join(out, 'vlmq.node'));
+  console.log(`prebuild: ${join('prebuilds', `${process.platform}-${process.arch}`, 'vlmq.node')} is the cmake-js build (CPU + CUDA side)`);
 } else {
-  console.log('prebuild: no cmake/nvcc here, so no CUDA-capable prebuild');
+  console.log('prebuild: no cmake/nvcc here, so the prebuild is the CPU-only node-gyp build');
 }

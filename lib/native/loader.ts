@@ -1,9 +1,10 @@
-// Finds and loads the native addon. Candidates, in order: $VLMQ_NATIVE_PATH, build/Release
-// (a local cmake-js or node-gyp build), prebuilds/<platform>-<arch>/. Every failure is collected
-// and reported in one error with the fixes, the way sharp's loader does it.
-import { existsSync, readdirSync } from 'node:fs';
+// Finds and loads the native addon: $VLMQ_NATIVE_PATH when set, else what node-gyp-build resolves
+// (build/Release from a local cmake-js or node-gyp build, else the prebuild of
+// prebuilds/<platform>-<arch>/ that matches this runtime). Every failure is reported in one error
+// with the fixes, the way sharp's loader does it.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VlmqError } from '../errors.js';
 import type { BindingModule } from './binding.js';
@@ -17,15 +18,20 @@ export interface LoadedBinding {
   path: string;
 }
 
-function candidates(): string[] {
-  const list: string[] = [];
-  if (process.env.VLMQ_NATIVE_PATH) list.push(resolve(process.env.VLMQ_NATIVE_PATH));
-  list.push(join(packageRoot, 'build', 'Release', 'vlmq.node'));
-  const prebuilds = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
-  if (existsSync(prebuilds)) {
-    for (const name of readdirSync(prebuilds).filter((f) => f.endsWith('.node')).sort()) list.push(join(prebuilds, name));
+interface NodeGypBuild {
+  /** The build node-gyp-build would load: build/Release, build/Debug, or the best prebuild. */
+  path(dir: string): string;
+}
+
+/** Files to try, and why none was found where that is already known. An explicit path is the only candidate. */
+function candidates(failures: string[]): string[] {
+  if (process.env.VLMQ_NATIVE_PATH) return [resolve(process.env.VLMQ_NATIVE_PATH)];
+  try {
+    return [(require('node-gyp-build') as NodeGypBuild).path(packageRoot)];
+  } catch (error) {
+    failures.push(`node-gyp-build: ${(error as Error).message.split('\n')[0]}`);
+    return [];
   }
-  return list;
 }
 
 let loaded: LoadedBinding | undefined;
@@ -44,7 +50,7 @@ export function loadBinding(): LoadedBinding {
   if (loaded) return loaded;
   tuneOpenBlas();
   const failures: string[] = [];
-  for (const path of candidates()) {
+  for (const path of candidates(failures)) {
     if (!existsSync(path)) {
       failures.push(`${path}: not found`);
       continue;

@@ -52,8 +52,11 @@ t.test('without a loadable addon: the loader report on stderr, exit 1', async (t
   t.equal(run.stdout, '');
   t.match(run.stderr, /^vlmq: Could not load the vlmq native addon\. Tried:$/m);
   t.match(run.stderr, `${join(root, 'nowhere', 'vlmq.node')}: not found`);
-  t.match(run.stderr, `${join(root, 'build', 'Release', 'vlmq.node')}: not found`);
+  t.notMatch(run.stderr, /node-gyp-build/, 'an explicit VLMQ_NATIVE_PATH is the only candidate');
   t.match(run.stderr, /Possible fixes:/);
+  const searched = await runCli(['doctor'], { entry });
+  t.equal(searched.code, 1);
+  t.match(searched.stderr, /node-gyp-build: No native build was found for platform=/, 'without it, node-gyp-build searches build/ and prebuilds/');
   const json = await runCli(['doctor', '--json'], { entry, env });
   t.equal(json.code, 1);
   t.match(jsonLines(json.stdout)[0], { type: 'error', exitCode: 1, code: 'ERR_VLMQ_NO_BINARY', message: /Could not load/ });
