@@ -58,7 +58,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   if (resolve(outPath) === resolve(inPath)) throw new UsageError('--out: must name a different file than --in', helpHint(NAME));
   await checkOutputPath('--out', outPath);
   for (const flag of ignored) out.warn(`${flag} has no effect with --method ${resolved.method}`);
-  if (threads !== undefined) setThreads(threads);
+  if (threads !== undefined) await setThreads(threads);
 
   const readStarted = performance.now();
   const inputs = await readInputs(inPath, resolved.method);

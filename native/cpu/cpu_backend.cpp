@@ -65,12 +65,12 @@ bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DTy
 
 }  // namespace
 
-CpuBackend::CpuBackend() : pool_(std::make_unique<ThreadPool>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))) {}
+CpuBackend::CpuBackend() : pool_(std::make_shared<ThreadPool>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))) {}
 
 void CpuBackend::set_threads(int n) {
   n = std::max(1, n);
-  pool_ = std::make_unique<ThreadPool>(n);
-  openblas_set_num_threads(n);
+  std::atomic_store(&pool_, std::make_shared<ThreadPool>(n));
+  openblas_set_num_threads(n);  // callers run this between jobs (lib/native/info.ts queues it)
 }
 
 // --- memory -------------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ Status CpuBackend::convert_rows(MatF dst, MatrixView src, const float* row_scale
   VLMQ_TRY(on_host(src, "src"));
   VLMQ_TRY(same_shape(dst, src.rows, src.cols, "convert_rows"));
   if (!is_float(src.dtype)) return InvalidArgument("convert_rows: src must be F32, F16 or BF16");
-  pool_->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       float* out = dst.row(r);
       load_row(src, r, out);
@@ -118,7 +118,7 @@ Status CpuBackend::subtract_rows(MatF dst, MatrixView a, MatrixView b, const flo
   VLMQ_TRY(same_shape(dst, a.rows, a.cols, "subtract_rows"));
   VLMQ_TRY(same_shape(dst, b.rows, b.cols, "subtract_rows"));
   if (!is_float(a.dtype) || !is_float(b.dtype)) return InvalidArgument("subtract_rows: F32, F16 or BF16 expected");
-  pool_->parallel_for(a.rows, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(a.rows, 16, [&](int64_t r0, int64_t r1) {
     std::vector<float> tmp(a.cols);
     for (int64_t r = r0; r < r1; r++) {
       float* out = dst.row(r);
@@ -160,7 +160,7 @@ Status CpuBackend::count_nonfinite(MatrixView a, int64_t* count, int64_t* first)
   if (!is_float(a.dtype)) return InvalidArgument("count_nonfinite: float matrix expected");
   std::mutex mutex;
   int64_t total = 0, first_index = -1;
-  pool_->parallel_for(a.rows, 64, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(a.rows, 64, [&](int64_t r0, int64_t r1) {
     int64_t chunk = 0, chunk_first = -1;
     for (int64_t r = r0; r < r1; r++) {
       int64_t f = -1;
@@ -185,7 +185,7 @@ Status CpuBackend::reverse(MatF dst, MatF src) {
     std::reverse(dst.data, dst.data + R * C);
     return Status::Ok();
   }
-  pool_->parallel_for(R, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(R, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
       const float* in = src.row(R - 1 - i);
       float* out = dst.row(i);
@@ -198,7 +198,7 @@ Status CpuBackend::reverse(MatF dst, MatF src) {
 Status CpuBackend::gather_columns(MatF dst, MatF src, const int32_t* perm) {
   VLMQ_TRY(same_shape(dst, src.rows, src.cols, "gather_columns"));
   const bool in_place = dst.data == src.data;
-  pool_->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
     std::vector<float> row(in_place ? src.cols : 0);
     for (int64_t i = r0; i < r1; i++) {
       const float* in = src.row(i);
@@ -212,7 +212,7 @@ Status CpuBackend::gather_columns(MatF dst, MatF src, const int32_t* perm) {
 
 Status CpuBackend::gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols, const int32_t* perm) {
   const bool in_place = dst == src;
-  pool_->parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
     std::vector<uint8_t> row(in_place ? cols : 0);
     for (int64_t i = r0; i < r1; i++) {
       const uint8_t* in = src + i * cols;
@@ -225,7 +225,7 @@ Status CpuBackend::gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t r
 
 Status CpuBackend::gather_symmetric(MatF dst, MatF src, const int32_t* perm) {
   VLMQ_TRY(same_shape(dst, src.rows, src.cols, "gather_symmetric"));
-  pool_->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
       const float* in = src.row(perm[i]);
       float* out = dst.row(i);
@@ -255,7 +255,7 @@ Status CpuBackend::set_diagonal(MatF a, const float* values) {
 }
 
 Status CpuBackend::zero_triangle(MatF a, bool lower, bool include_diagonal) {
-  pool_->parallel_for(a.rows, 64, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(a.rows, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
       float* row = a.row(i);
       const int64_t edge = std::min(i + (include_diagonal ? 1 : 0), a.cols);
@@ -269,7 +269,7 @@ Status CpuBackend::zero_triangle(MatF a, bool lower, bool include_diagonal) {
 Status CpuBackend::mirror_lower(MatF a) {
   // Tiled transpose of the lower triangle onto the upper one, so both sides stay in cache.
   const int64_t n = a.rows;
-  pool_->parallel_for((n + kTile - 1) / kTile, 1, [&](int64_t b0, int64_t b1) {
+  pool()->parallel_for((n + kTile - 1) / kTile, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t bi = b0; bi < b1; bi++) {
       for (int64_t bj = bi; bj * kTile < n; bj++) {
         for (int64_t i = bi * kTile; i < std::min(n, (bi + 1) * kTile); i++)
@@ -283,14 +283,14 @@ Status CpuBackend::mirror_lower(MatF a) {
 
 Status CpuBackend::copy(MatF dst, MatF src) {
   VLMQ_TRY(same_shape(dst, src.rows, src.cols, "copy"));
-  pool_->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(src.rows, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) std::memcpy(dst.row(i), src.row(i), src.cols * sizeof(float));
   });
   return Status::Ok();
 }
 
 Status CpuBackend::fill(MatF a, float value) {
-  pool_->parallel_for(a.rows, 16, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(a.rows, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) std::fill(a.row(i), a.row(i) + a.cols, value);
   });
   return Status::Ok();
@@ -302,7 +302,7 @@ Status CpuBackend::max_asymmetry(MatF a, float floor, float* worst, int64_t* wi,
   std::mutex mutex;
   float best = 0;
   int64_t bi = 0, bj = 0;
-  pool_->parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
+  pool()->parallel_for(tiles, 1, [&](int64_t t0, int64_t t1) {
     float chunk_best = 0;
     int64_t ci = 0, cj = 0;
     for (int64_t ti = t0 * kTile; ti < std::min(n, t1 * kTile); ti += kTile)
@@ -371,7 +371,7 @@ Status CpuBackend::invert_lower(MatF a) {
 Status CpuBackend::fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, float* scales, float* zeros,
                               int64_t ld_params) {
   if (c0 < 0 || cols <= 0 || c0 + cols > W.cols) return InvalidArgument("fit_params: column range out of bounds");
-  pool_->parallel_for(W.rows, 8, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(W.rows, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const QParams p = find_params(W.row(r) + c0, cols, grid);
       scales[r * ld_params] = p.scale;
@@ -384,7 +384,7 @@ Status CpuBackend::fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid
 Status CpuBackend::quantize_groups(MatF W, const int32_t* g_idx, const float* scales, const float* zeros,
                                    int64_t ngroups, const Grid& grid, MatF Q, uint8_t* codes) {
   const float maxq = grid.maxq();
-  pool_->parallel_for(W.rows, 8, [&](int64_t r0, int64_t r1) {
+  pool()->parallel_for(W.rows, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* w = W.row(r);
       float* q = Q.row(r);

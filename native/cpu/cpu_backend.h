@@ -45,11 +45,13 @@ class CpuBackend final : public Backend {
                          const Grid& grid, MatF Q, uint8_t* codes) override;
   Status sweep_block(const SweepBlock& block) override;  // sweep_block.cpp
 
-  int threads() const override { return pool_->threads(); }
+  int threads() const override { return pool()->threads(); }
   void set_threads(int n) override;
 
  private:
-  std::unique_ptr<ThreadPool> pool_;
+  // Swapped atomically by set_threads; a running primitive keeps the pool it started with.
+  std::shared_ptr<ThreadPool> pool() const { return std::atomic_load(&pool_); }
+  std::shared_ptr<ThreadPool> pool_;
 };
 
 }  // namespace vlmq

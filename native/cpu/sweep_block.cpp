@@ -144,7 +144,7 @@ Status CpuBackend::sweep_block(const SweepBlock& b) {
       sweep_tile(b, packed, r0, static_cast<int>(std::min<int64_t>(kTile, b.W.rows - r0)), w1.data);
     }
   };
-  pool_->parallel_for(tiles, 1, body);
+  pool()->parallel_for(tiles, 1, body);
   return Status::Ok();
 }
 
