@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "checks.h"
 #include "vlmq/core.h"
 
 namespace vlmq {
@@ -33,14 +34,6 @@ Status check_batch(const HessianState& state, const TokenBatch& batch) {
     }
   }
   return Status::Ok();
-}
-
-Status check_finite(Backend& backend, MatrixView view, const char* name) {
-  int64_t count = 0, first = -1;
-  VLMQ_TRY(backend.count_nonfinite(view, &count, &first));
-  if (count == 0) return Status::Ok();
-  return InvalidArgument(std::string(name) + " holds " + std::to_string(count) + " NaN or infinite values (first at row " +
-                         std::to_string(first / view.cols) + ", column " + std::to_string(first % view.cols) + ")");
 }
 
 MatrixView row_slab(MatrixView v, int64_t r0, int64_t rows) {

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <new>
 #include <vector>
 
+#include "checks.h"
 #include "sweep.h"
 
 namespace vlmq {
@@ -41,14 +43,6 @@ Status check_square(MatF a, int64_t n, const char* name) {
   if (a.rows != n || a.cols != n)
     return InvalidArgument(std::string(name) + ": expected " + shape(n, n) + ", found " + shape(a.rows, a.cols));
   return Status::Ok();
-}
-
-Status check_finite(Backend& backend, MatrixView a, const char* name) {
-  int64_t count = 0, first = 0;
-  VLMQ_TRY(backend.count_nonfinite(a, &count, &first));
-  if (count == 0) return Status::Ok();
-  return InvalidArgument(std::string(name) + " holds " + std::to_string(count) + " NaN or infinite values (first at [" +
-                         std::to_string(first / a.cols) + ", " + std::to_string(first % a.cols) + "])");
 }
 
 Status check_symmetric(Backend& backend, MatF H) {
@@ -101,12 +95,13 @@ template <class T>
 HostArray<T> host_copy(const std::vector<T>& v) {
   HostArray<T> out;
   out.data.reset(static_cast<T*>(std::malloc(std::max<size_t>(1, v.size()) * sizeof(T))));
+  if (!out.data) throw std::bad_alloc();  // turned into kOutOfMemory at the worker boundary
   out.size = v.size();
   std::copy(v.begin(), v.end(), out.data.get());
   return out;
 }
 
-Status finish(Backend& backend, Outputs&& o, int64_t m, int64_t n, int64_t ngroups, std::vector<int32_t> g_idx,
+Status finish(Outputs&& o, int64_t m, int64_t n, int64_t ngroups, std::vector<int32_t> g_idx,
               std::vector<int32_t> perm, LinearResult* result) {
   result->rows = m;
   result->cols = n;
@@ -134,7 +129,7 @@ Status rtn(Backend& backend, MatF W, const LinearOptions& o, LinearResult* resul
   }
   std::vector<int32_t> g_idx = group_index(n, g, {}, true);
   VLMQ_TRY(backend.quantize_groups(W, g_idx.data(), scales, zeros, ngroups, o.grid, out.Q.matrix(m, n), out.codes.as<uint8_t>()));
-  return finish(backend, std::move(out), m, n, ngroups, std::move(g_idx), {}, result);
+  return finish(std::move(out), m, n, ngroups, std::move(g_idx), {}, result);
 }
 
 }  // namespace
@@ -271,7 +266,7 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   }
   result->seconds_sweep = seconds_since(t2);
   std::vector<int32_t> g_idx = group_index(n, g, perm, o.static_groups);
-  return finish(backend, std::move(out), m, n, ngroups, std::move(g_idx), std::move(perm), result);
+  return finish(std::move(out), m, n, ngroups, std::move(g_idx), std::move(perm), result);
 }
 
 }  // namespace vlmq
