@@ -11,7 +11,6 @@ const options = {
   mseMaxShrink: 0.8, fp32Scales: false, alpha: 0.25, gptaqVariant: 'reference',
 };
 const hessian = Float32Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 1 : 0));
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const call = (...args: any[]) => (raw.quantizeLinear as (...a: unknown[]) => Promise<unknown>)(...args);
 
 t.test('quantizeLinear rejects malformed matrices, statistics and options with a TypeError', async (t) => {
