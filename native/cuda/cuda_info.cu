@@ -15,6 +15,7 @@ CudaInfo cuda_info() {
   info.compiled = true;
   cudaRuntimeGetVersion(&info.runtime_version);
   cudaDriverGetVersion(&info.driver_version);
+  info.libraries = "not probed (no device)";
   const cudaError_t err = cudaGetDeviceCount(&info.device_count);
   if (err != cudaSuccess) {
     info.device_count = 0;

@@ -83,7 +83,8 @@ JsMatrix get_matrix(Napi::Env env, Napi::Value value, const char* name) {
   if (rows < 0 || cols < 0 || static_cast<size_t>(rows) * static_cast<size_t>(cols) != array.ElementLength())
     throw_invalid(env, std::string(name) + ": " + std::to_string(array.ElementLength()) + " elements do not make a [" +
                            std::to_string(rows) + ", " + std::to_string(cols) + "] matrix");
-  m.view.data = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  m.view.data = expected == napi_float32_array ? static_cast<const void*>(array.As<Napi::Float32Array>().Data())
+                                               : static_cast<const void*>(array.As<Napi::Uint16Array>().Data());
   m.view.rows = rows;
   m.view.cols = cols;
   m.view.ld = cols;
