@@ -272,3 +272,24 @@ t.test('writing over a path that is a directory fails and removes the temporary 
   await t.rejects(writeSafetensors(join(dir, 'target.safetensors'), [zeros('w', 'U8', [1])]));
   t.same(await readdir(dir), ['target.safetensors']);
 });
+
+t.test("order 'given' lays tensors out, and calls their thunks, in the caller's order", async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'given.safetensors');
+  const calls: string[] = [];
+  const thunk = (name: string, data: ArrayBufferView) => async () => {
+    calls.push(name);
+    return data;
+  };
+  await writeSafetensors(path, [
+    { name: 'z', dtype: 'U8', shape: [4], data: thunk('z', new Uint8Array([1, 2, 3, 4])) },
+    { name: 'a', dtype: 'F32', shape: [2], data: thunk('a', new Float32Array([5, 6])) },
+  ], { order: 'given' });
+  t.same(calls, ['z', 'a']);
+  const file = await SafetensorsFile.open(path);
+  t.same(file.names(), ['z', 'a']);
+  t.equal(file.info('a').begin - file.info('z').begin, 4, 'a follows z directly');
+  t.same(Array.from((await file.read('a')).data as Float32Array), [5, 6]);
+  await file.close();
+  await t.rejects(writeSafetensors(join(dir, 'bad.safetensors'), [], { order: 'sorted' as never }), { message: /order/ });
+});

@@ -433,6 +433,12 @@ export interface WritableTensor {
 export interface WriteSafetensorsOptions {
   /** String→string metadata; `format: "pt"` is added unless given (transformers checks it, §1.2). */
   metadata?: Record<string, string>;
+  /**
+   * 'reference' (default): the reference writer's layout, which aligns every tensor. 'given': the
+   * caller's order, so that thunks producing several tensors from one computation run together;
+   * the caller keeps tensors aligned (readers must not assume alignment anyway, §1.5).
+   */
+  order?: 'reference' | 'given';
 }
 
 /** A validated tensor with its place in the data buffer. */
@@ -457,7 +463,9 @@ export async function writeSafetensors(
 ): Promise<void> {
   if (typeof path !== 'string' || path === '') throw invalidParameterError('path', 'a non-empty file path', path);
   const metadata = checkWriterMetadata(options?.metadata);
-  const planned = planLayout(await collectTensors(tensors));
+  const order = options?.order ?? 'reference';
+  if (order !== 'reference' && order !== 'given') throw invalidParameterError('order', "'reference' or 'given'", order);
+  const planned = planLayout(await collectTensors(tensors), order);
   const header = encodeHeader(path, headerMetadata(metadata, planned.length), planned);
   await writeAtomically(path, async (handle) => {
     await writeFully(handle, header);
@@ -533,10 +541,11 @@ function headerMetadata(metadata: Record<string, string> | undefined, tensorCoun
  * then name ascending by UTF-8 bytes (Rust's String order). Large elements first keep every
  * tensor aligned to its element size, given the 8-aligned data buffer.
  */
-function planLayout(tensors: PlannedTensor[]): PlannedTensor[] {
+function planLayout(tensors: PlannedTensor[], order: 'reference' | 'given'): PlannedTensor[] {
   const rank = (dtype: DType) => DTYPES.indexOf(dtype);
   const nameBytes = new Map(tensors.map((t) => [t.name, Buffer.from(t.name, 'utf8')]));
-  const ordered = [...tensors].sort((a, b) => rank(b.dtype) - rank(a.dtype) || Buffer.compare(nameBytes.get(a.name)!, nameBytes.get(b.name)!));
+  const ordered = order === 'given' ? [...tensors]
+    : [...tensors].sort((a, b) => rank(b.dtype) - rank(a.dtype) || Buffer.compare(nameBytes.get(a.name)!, nameBytes.get(b.name)!));
   let offset = 0;
   for (const tensor of ordered) {
     tensor.begin = offset;
