@@ -1,9 +1,8 @@
 // What a subcommand is: a name, a line for `vlmq --help`, its own help page, and a run function.
 // main.ts parses nothing but the command name, --help and --json; each command parses the rest.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { packageRoot } from '../native/loader.js';
 import type { Output } from './output.js';
+
+export { packageVersion } from '../version.js';
 
 export interface CommandContext {
   out: Output;
@@ -18,12 +17,4 @@ export interface Command {
   help(): string;
   /** Resolves when done; throws UsageError (exit 2) or any other error (exit 1). */
   run(argv: readonly string[], context: CommandContext): Promise<void>;
-}
-
-let version: string | undefined;
-
-/** The version in vlmq's package.json (two levels above this module, in lib/ and in dist/ alike). */
-export function packageVersion(): string {
-  version ??= (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-  return version;
 }

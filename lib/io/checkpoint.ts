@@ -1,0 +1,155 @@
+// A Hugging Face checkpoint directory: config.json plus one `model.safetensors` or shards listed
+// in `model.safetensors.index.json` (docs/formats.md §1.6). Only headers are read when it is
+// opened; tensors are read one at a time, so memory stays near what the caller holds.
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { VlmqError, describeValue, fileError } from '../errors.js';
+import type { DType, Tensor } from '../tensor.js';
+import { SafetensorsFile } from './safetensors.js';
+
+export const CONFIG_FILE = 'config.json';
+export const SINGLE_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+export interface CheckpointTensor {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+  /** The shard (basename) that holds it. */
+  file: string;
+}
+
+export class Checkpoint {
+  readonly tensors: ReadonlyMap<string, CheckpointTensor>;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: Record<string, unknown>,
+    private readonly shards: ReadonlyMap<string, SafetensorsFile>,
+    tensors: Map<string, CheckpointTensor>,
+  ) {
+    this.tensors = tensors;
+  }
+
+  /** Opens `dir`: config.json, the index if any, and every shard's header. */
+  static async open(dir: string): Promise<Checkpoint> {
+    await requireDirectory(dir);
+    const config = await readJsonObject(join(dir, CONFIG_FILE));
+    const files = await shardFiles(dir);
+    const shards = new Map<string, SafetensorsFile>();
+    try {
+      for (const file of new Set(files.values())) shards.set(file, await SafetensorsFile.open(join(dir, file)));
+      return new Checkpoint(dir, config, shards, tensorTable(dir, files, shards));
+    } catch (error) {
+      await Promise.all([...shards.values()].map((s) => s.close()));
+      throw error;
+    }
+  }
+
+  /** Shard basenames in name order. */
+  get files(): string[] {
+    return [...this.shards.keys()].sort();
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): CheckpointTensor {
+    const tensor = this.tensors.get(name);
+    if (!tensor) throw fileError(this.dir, `no tensor named '${name}'`);
+    return tensor;
+  }
+
+  read(name: string): Promise<Tensor> {
+    return this.shardOf(name).read(name);
+  }
+
+  /** Total size of the tensor data in bytes (as the index's metadata.total_size counts it). */
+  get totalBytes(): number {
+    let total = 0;
+    for (const shard of this.shards.values()) for (const t of shard.tensors.values()) total += t.byteLength;
+    return total;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.shards.values()].map((s) => s.close()));
+  }
+
+  private shardOf(name: string): SafetensorsFile {
+    return this.shards.get(this.info(name).file)!;
+  }
+}
+
+async function requireDirectory(dir: string): Promise<void> {
+  const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
+    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${dir}: ${error.code === 'ENOENT' ? 'no such directory' : error.message}`);
+  });
+  if (!info.isDirectory()) throw fileError(dir, 'expected a checkpoint directory, found a file');
+}
+
+export async function readJsonObject(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw fileError(path, code === 'ENOENT' ? 'missing' : (error as Error).message);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw fileError(path, `not valid JSON (${(error as Error).message})`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fileError(path, `expected a JSON object, found ${describeValue(value)}`);
+  return value as Record<string, unknown>;
+}
+
+/** tensor name → shard basename, from the index, or every tensor of model.safetensors (null). */
+async function shardFiles(dir: string): Promise<Map<string, string> | Map<null, string>> {
+  const indexPath = join(dir, INDEX_FILE);
+  const hasIndex = await stat(indexPath).then(() => true, () => false);
+  if (!hasIndex) {
+    const single = await stat(join(dir, SINGLE_FILE)).then(() => true, () => false);
+    if (!single) throw fileError(dir, `neither ${SINGLE_FILE} nor ${INDEX_FILE} is present`);
+    return new Map([[null, SINGLE_FILE]]);
+  }
+  const index = await readJsonObject(indexPath);
+  const weightMap = index.weight_map;
+  if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) throw fileError(indexPath, `weight_map: expected an object, found ${describeValue(weightMap)}`);
+  const files = new Map<string, string>();
+  for (const [name, file] of Object.entries(weightMap)) {
+    if (typeof file !== 'string' || file !== basename(file) || !file.endsWith('.safetensors')) {
+      throw fileError(indexPath, `weight_map['${name}']: expected a .safetensors file name in this directory, found ${describeValue(file)}`);
+    }
+    files.set(name, file);
+  }
+  if (files.size === 0) throw fileError(indexPath, 'weight_map is empty');
+  for (const file of new Set(files.values())) {
+    const exists = await stat(join(dir, file)).then(() => true, () => false);
+    if (!exists) throw fileError(indexPath, `names shard ${file}, which is missing from ${dir}`);
+  }
+  return files;
+}
+
+/** Every tensor with its shard; the index and the shards must agree. */
+function tensorTable(dir: string, files: Map<string | null, string>, shards: Map<string, SafetensorsFile>): Map<string, CheckpointTensor> {
+  const table = new Map<string, CheckpointTensor>();
+  const indexed = !files.has(null);
+  for (const [file, shard] of shards) {
+    for (const info of shard.tensors.values()) {
+      if (table.has(info.name)) throw fileError(dir, `tensor '${info.name}' is in both ${table.get(info.name)!.file} and ${file}`);
+      if (indexed && files.get(info.name) !== file) {
+        throw fileError(join(dir, INDEX_FILE), `tensor '${info.name}' is in ${file} but the index ${files.has(info.name) ? `says ${files.get(info.name)}` : 'does not list it'}`);
+      }
+      table.set(info.name, { name: info.name, dtype: info.dtype, shape: info.shape, file });
+    }
+  }
+  if (indexed) {
+    for (const [name, file] of files) {
+      if (!table.has(name!)) throw fileError(join(dir, INDEX_FILE), `lists tensor '${name}' in ${file}, which does not hold it`);
+    }
+  }
+  return table;
+}

@@ -1,0 +1,366 @@
+// Writing a quantized model: a GPTQ checkpoint that serving stacks load (docs/formats.md §2), or
+// a fake-quant checkpoint (the dequantized weights in the original layout and dtype). Tensors are
+// produced one at a time while they are written; the whole directory is assembled under a
+// temporary name next to the destination and renamed into place only when complete.
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { VlmqError, fileError, invalidParameterError } from '../errors.js';
+import type { Model } from '../models/model.js';
+import type { LinearSpec } from '../models/types.js';
+import { type DType, byteSize, f32ToBf16, f32ToF16, toFloat32 } from '../tensor.js';
+import { packageVersion } from '../version.js';
+import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
+import { type LoaderSupport, gptqCompatibility } from './compat.js';
+import { type GptqBits, type GptqFormat, type GptqPackedLinear, gptqShapes, packGptqLinear } from './gptq-pack.js';
+import { writeSafetensors } from './safetensors.js';
+
+export type ExportFormat = GptqFormat | 'fake-quant';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['gptq', 'gptq_v2', 'fake-quant'];
+
+/** What the exporter needs of one quantized linear (a subset of LinearQuantization). */
+export interface QuantizedLinearData {
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Int32Array;
+  gIdx: Int32Array;
+  groups: number;
+  dequantized: Float32Array;
+}
+
+/** Where the quantized linears come from (computed on demand, or read back from a run's files). */
+export interface QuantizedSource {
+  get(linear: LinearSpec): Promise<QuantizedLinearData>;
+}
+
+/** The settings of the run, recorded in quantization_config. */
+export interface QuantizationSettings {
+  method: string;
+  bits: GptqBits;
+  groupSize: number;
+  sym: boolean;
+  actOrder: boolean;
+  staticGroups: boolean;
+  percdamp: number;
+  trueSequential: boolean;
+}
+
+export interface ExportOptions {
+  format: ExportFormat;
+  settings: QuantizationSettings;
+  /** Largest shard in bytes of tensor data (default 5 GB, as Hugging Face writes). */
+  maxShardBytes?: number;
+  /** Replace an existing directory at the destination. */
+  overwrite?: boolean;
+  /** Fake-quant only: dtype of the dequantized weights (default: the original's). */
+  fakeQuantDtype?: 'original' | 'BF16' | 'F16' | 'F32';
+  /** Called after each tensor is written. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ExportReport {
+  dir: string;
+  format: ExportFormat;
+  files: string[];
+  tensorBytes: number;
+  /** Tokenizer, processor, chat-template and generation files copied from the model. */
+  copied: string[];
+  /** GPTQ formats: which loaders accept the checkpoint. */
+  compatibility: LoaderSupport[] | null;
+}
+
+/** Auxiliary files of a model directory that belong with the weights. */
+export const AUXILIARY_FILES = [
+  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json',
+  'merges.txt', 'tokenizer.model', 'chat_template.json', 'chat_template.jinja', 'preprocessor_config.json',
+  'processor_config.json', 'video_preprocessor_config.json', 'generation_config.json',
+];
+
+interface PlannedTensor {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  bytes: number;
+  data: () => Promise<ArrayBufferView>;
+}
+
+export async function exportModel(model: Model, source: QuantizedSource, outDir: string, options: ExportOptions): Promise<ExportReport> {
+  const { format, settings } = options;
+  if (!EXPORT_FORMATS.includes(format)) throw invalidParameterError('format', EXPORT_FORMATS.join(', '), format);
+  const maxShardBytes = options.maxShardBytes ?? 5e9;
+  if (!(maxShardBytes > 0)) throw invalidParameterError('maxShardBytes', 'a positive number', maxShardBytes);
+  const destination = resolve(outDir);
+  await checkDestination(destination, options.overwrite ?? false, model.dir);
+
+  const planned = format === 'fake-quant'
+    ? planFakeQuant(model, source, options.fakeQuantDtype ?? 'original')
+    : planGptq(model, source, settings, format);
+  const config = format === 'fake-quant' ? fakeQuantConfig(model, options.fakeQuantDtype ?? 'original') : gptqConfig(model, settings, format);
+
+  const temporary = `${destination}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await mkdir(temporary, { recursive: false });
+  try {
+    const files = await writeShards(temporary, shardsOf(planned, maxShardBytes), format, settings, options.onProgress);
+    await writeJson(join(temporary, CONFIG_FILE), config);
+    if (format !== 'fake-quant') await writeJson(join(temporary, 'quantize_config.json'), config.quantization_config);
+    const copied = await copyAuxiliary(model.dir, temporary);
+    await moveIntoPlace(temporary, destination);
+    return {
+      dir: destination,
+      format,
+      files,
+      tensorBytes: planned.reduce((sum, t) => sum + t.bytes, 0),
+      copied,
+      compatibility: format === 'fake-quant' ? null : gptqCompatibility({ ...settings, format }),
+    };
+  } catch (error) {
+    await rm(temporary, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+// --- what goes into the files ---------------------------------------------------------------
+
+function groupsOf(linear: LinearSpec, groupSize: number): number {
+  return groupSize < 0 ? 1 : Math.ceil(linear.inFeatures / groupSize);
+}
+
+/** Fetches each linear once even though four tensors are made from it (the writer keeps order). */
+function memoized<T>(make: (linear: LinearSpec) => Promise<T>): (linear: LinearSpec) => Promise<T> {
+  let last: { linear: LinearSpec; value: Promise<T> } | null = null;
+  return (linear) => {
+    if (last?.linear !== linear) last = { linear, value: make(linear) };
+    return last.value;
+  };
+}
+
+function checkQuantized(linear: LinearSpec, q: QuantizedLinearData, groups: number): QuantizedLinearData {
+  const n = linear.outFeatures * linear.inFeatures;
+  if (q.codes.length !== n || q.dequantized.length !== n || q.groups !== groups || q.scales.length !== linear.outFeatures * groups) {
+    throw new VlmqError('ERR_VLMQ_INTERNAL', `${linear.prefix}: the quantized data does not match [${linear.outFeatures}, ${linear.inFeatures}] with ${groups} groups`);
+  }
+  return q;
+}
+
+function planGptq(model: Model, source: QuantizedSource, settings: QuantizationSettings, format: GptqFormat): PlannedTensor[] {
+  const { weights, biases } = quantizedTensorNames(model);
+  const packed = memoized(async (linear): Promise<GptqPackedLinear> => {
+    const groups = groupsOf(linear, settings.groupSize);
+    const q = checkQuantized(linear, await source.get(linear), groups);
+    return packGptqLinear({ ...q, rows: linear.outFeatures, cols: linear.inFeatures, bits: settings.bits }, format);
+  });
+  const planned: PlannedTensor[] = [];
+  for (const info of model.checkpoint.tensors.values()) {
+    if (biases.has(info.name)) continue;  // written right after its weight
+    const linear = weights.get(info.name);
+    if (!linear) {
+      planned.push(copyAsF16(model, info.name, info.dtype, [...info.shape]));
+      continue;
+    }
+    const shapes = gptqShapes(linear.outFeatures, linear.inFeatures, groupsOf(linear, settings.groupSize), settings.bits);
+    // I32 tensors first, then F16: every tensor stays aligned to its element size.
+    planned.push(
+      plannedTensor(`${linear.prefix}.qweight`, 'I32', shapes.qweight, async () => (await packed(linear)).qweight),
+      plannedTensor(`${linear.prefix}.qzeros`, 'I32', shapes.qzeros, async () => (await packed(linear)).qzeros),
+      plannedTensor(`${linear.prefix}.g_idx`, 'I32', shapes.gIdx, async () => (await packed(linear)).gIdx),
+      plannedTensor(`${linear.prefix}.scales`, 'F16', shapes.scales, async () => (await packed(linear)).scales),
+    );
+    // Only layers that had a bias get one: loaders reject unused biases (§2.1).
+    if (linear.bias) planned.push(copyAsF16(model, `${linear.prefix}.bias`, model.checkpoint.info(`${linear.prefix}.bias`).dtype, [linear.outFeatures]));
+  }
+  return planned;
+}
+
+function planFakeQuant(model: Model, source: QuantizedSource, dtype: ExportOptions['fakeQuantDtype']): PlannedTensor[] {
+  const { weights } = quantizedTensorNames(model);
+  return [...model.checkpoint.tensors.values()].map((info) => {
+    const linear = weights.get(info.name);
+    if (!linear) return plannedTensor(info.name, info.dtype, [...info.shape], async () => (await model.checkpoint.read(info.name)).data);
+    const target = dtype === 'original' ? info.dtype : dtype!;
+    return plannedTensor(info.name, target, [...info.shape], async () => {
+      const q = await source.get(linear);
+      return encodeFloats(q.dequantized, target, info.name);
+    });
+  });
+}
+
+function quantizedTensorNames(model: Model) {
+  const linears = model.linears();
+  return {
+    weights: new Map(linears.map((l) => [`${l.prefix}.weight`, l])),
+    biases: new Set(linears.filter((l) => l.bias).map((l) => `${l.prefix}.bias`)),
+  };
+}
+
+function plannedTensor(name: string, dtype: DType, shape: number[], data: () => Promise<ArrayBufferView>): PlannedTensor {
+  return { name, dtype, shape, bytes: byteSize(dtype, shape), data };
+}
+
+/** Floating tensors become F16 (what GPTQ kernels compute in); others are copied as they are. */
+function copyAsF16(model: Model, name: string, dtype: DType, shape: number[]): PlannedTensor {
+  if (dtype !== 'BF16' && dtype !== 'F32' && dtype !== 'F16') {
+    return plannedTensor(name, dtype, shape, async () => (await model.checkpoint.read(name)).data);
+  }
+  return plannedTensor(name, 'F16', shape, async () => {
+    const tensor = await model.checkpoint.read(name);
+    return tensor.dtype === 'F16' ? tensor.data : encodeFloats(toFloat32(tensor), 'F16', name);
+  });
+}
+
+/** f32 values in `dtype`, rounding to nearest even; F16 overflow is an error naming the tensor. */
+export function encodeFloats(values: Float32Array, dtype: DType, name: string): ArrayBufferView {
+  if (dtype === 'F32') return values;
+  const out = new Uint16Array(values.length);
+  if (dtype === 'BF16') {
+    for (let i = 0; i < values.length; i++) out[i] = f32ToBf16(values[i]);
+    return out;
+  }
+  if (dtype !== 'F16') throw invalidParameterError('dtype', 'F32, F16 or BF16', dtype);
+  for (let i = 0; i < values.length; i++) {
+    const h = f32ToF16(values[i]);
+    if ((h & 0x7c00) === 0x7c00) {
+      throw new VlmqError('ERR_VLMQ_F16_OVERFLOW', `${name}: element ${i} = ${values[i]} does not fit in float16 (|x| ≤ 65504), which GPTQ checkpoints store non-quantized tensors in`);
+    }
+    out[i] = h;
+  }
+  return out;
+}
+
+// --- configs --------------------------------------------------------------------------------
+
+function gptqConfig(model: Model, settings: QuantizationSettings, format: GptqFormat): Record<string, unknown> {
+  const quantization = {
+    bits: settings.bits,
+    group_size: settings.groupSize,
+    desc_act: settings.actOrder,
+    sym: settings.sym,
+    static_groups: settings.staticGroups,
+    true_sequential: settings.trueSequential,
+    damp_percent: settings.percdamp,
+    lm_head: false,
+    quant_method: 'gptq',
+    checkpoint_format: format,
+    format,
+    pack_dtype: 'int32',
+    block_name_to_quantize: model.architecture.blockNameToQuantize(model.layout),
+    meta: { quantizer: [`vlmq:${packageVersion()}`], vlmq_method: settings.method },
+  };
+  const config = withDtype(structuredClone(model.config.raw), 'float16');
+  config.quantization_config = quantization;
+  return config;
+}
+
+function fakeQuantConfig(model: Model, dtype: ExportOptions['fakeQuantDtype']): Record<string, unknown> {
+  const names: Record<string, string> = { BF16: 'bfloat16', F16: 'float16', F32: 'float32' };
+  const config = structuredClone(model.config.raw);
+  return dtype === 'original' || dtype === undefined ? config : withDtype(config, names[dtype]);
+}
+
+function withDtype(config: Record<string, unknown>, dtype: string): Record<string, unknown> {
+  config.torch_dtype = dtype;
+  const text = config.text_config as Record<string, unknown> | undefined;
+  if (text && typeof text === 'object' && 'torch_dtype' in text) text.torch_dtype = dtype;
+  return config;
+}
+
+// --- files ------------------------------------------------------------------------------------
+
+function shardsOf(planned: PlannedTensor[], maxBytes: number): PlannedTensor[][] {
+  const shards: PlannedTensor[][] = [[]];
+  let size = 0;
+  for (const tensor of planned) {
+    if (size > 0 && size + tensor.bytes > maxBytes) {
+      shards.push([]);
+      size = 0;
+    }
+    shards[shards.length - 1].push(tensor);
+    size += tensor.bytes;
+  }
+  return shards;
+}
+
+/** Shard file names as Hugging Face writes them (docs/formats.md §1.6). */
+export function shardName(index: number, count: number): string {
+  if (count === 1) return SINGLE_FILE;
+  const pad = (n: number) => String(n).padStart(5, '0');
+  return `model-${pad(index + 1)}-of-${pad(count)}.safetensors`;
+}
+
+async function writeShards(
+  dir: string,
+  shards: PlannedTensor[][],
+  format: ExportFormat,
+  settings: QuantizationSettings,
+  onProgress: ExportOptions['onProgress'],
+): Promise<string[]> {
+  const total = shards.reduce((n, s) => n + s.length, 0);
+  const metadata = { vlmq_version: packageVersion(), vlmq_format: format, vlmq_method: settings.method };
+  const weightMap: Record<string, string> = {};
+  const files: string[] = [];
+  let done = 0;
+  for (const [index, shard] of shards.entries()) {
+    const file = shardName(index, shards.length);
+    const tensors = shard.map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      data: async () => {
+        const data = await t.data();
+        onProgress?.(++done, total);
+        return data;
+      },
+    }));
+    await writeSafetensors(join(dir, file), tensors, { metadata, order: 'given' });
+    for (const t of shard) weightMap[t.name] = file;
+    files.push(file);
+  }
+  if (shards.length > 1) {
+    const totalSize = shards.flat().reduce((sum, t) => sum + t.bytes, 0);
+    await writeJson(join(dir, INDEX_FILE), { metadata: { total_size: totalSize }, weight_map: weightMap });
+    files.push(INDEX_FILE);
+  }
+  return files;
+}
+
+async function writeJson(path: string, value: unknown): Promise<void> {
+  await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+async function copyAuxiliary(from: string, to: string): Promise<string[]> {
+  const present = new Set(await readdir(from));
+  const copied = AUXILIARY_FILES.filter((name) => present.has(name));
+  for (const name of copied) await copyFile(join(from, name), join(to, name));
+  return copied;
+}
+
+async function checkDestination(destination: string, overwrite: boolean, modelDir: string): Promise<void> {
+  if (resolve(modelDir) === destination) throw invalidParameterError('out', 'a directory other than the model directory', destination);
+  const existing = await stat(destination).catch(() => null);
+  if (!existing) {
+    const parent = await stat(dirname(destination)).catch(() => null);
+    if (!parent?.isDirectory()) throw fileError(dirname(destination), 'the parent directory of the output does not exist');
+    return;
+  }
+  if (!existing.isDirectory()) throw fileError(destination, 'exists and is not a directory');
+  if (!overwrite && (await readdir(destination)).length > 0) {
+    throw fileError(destination, 'exists and is not empty (pass overwrite to replace it)');
+  }
+}
+
+/** The temporary directory becomes the destination; an old one is removed only afterwards. */
+async function moveIntoPlace(temporary: string, destination: string): Promise<void> {
+  const existing = await stat(destination).catch(() => null);
+  if (!existing) {
+    await rename(temporary, destination);
+    return;
+  }
+  const old = `${destination}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await rename(destination, old);
+  try {
+    await rename(temporary, destination);
+  } catch (error) {
+    await rename(old, destination);
+    throw error;
+  }
+  await rm(old, { recursive: true, force: true });
+}

@@ -1,0 +1,62 @@
+// Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration): Qwen2-VL's language model with a ViT of
+// RMSNorm blocks, SiLU-gated MLPs with biases and window attention (docs/formats.md §3.6).
+import type { ConfigReader } from './config-fields.js';
+import { qwenLanguagePrefixes, qwenLayout, qwenText, qwenVisionPrefix } from './qwen-vl-shared.js';
+import { qwenAttention, qwenMergerTensors, qwenPatchEmbed } from './qwen2-vl.js';
+import type { Architecture, ExpectedTensor, ModelConfig, QwenVisionConfig, TensorLayout } from './types.js';
+
+function parseVision(vision: ConfigReader, llmHidden: number): QwenVisionConfig {
+  const width = vision.integer('hidden_size', 1280);
+  const numHeads = vision.integer('num_heads', 16);
+  if (width % numHeads !== 0) throw vision.error('num_heads', `a divisor of hidden_size (${width})`, numHeads);
+  const depth = vision.integer('depth', 32);
+  const fullatt = vision.integers('fullatt_block_indexes', [7, 15, 23, 31]);
+  const outside = fullatt.find((j) => j >= depth);
+  if (outside !== undefined) throw vision.error('fullatt_block_indexes', `block indexes below depth (${depth})`, fullatt);
+  return {
+    kind: 'qwen2_5_vl',
+    depth,
+    width,
+    numHeads,
+    intermediateSize: vision.integer('intermediate_size', 3420),
+    outHiddenSize: vision.integer('out_hidden_size', llmHidden),
+    patchSize: vision.integer('patch_size', 14),
+    temporalPatchSize: vision.integer('temporal_patch_size', 2),
+    spatialMergeSize: vision.integer('spatial_merge_size', 2),
+    inChannels: vision.integer('in_channels', vision.integer('in_chans', 3)),
+    windowSize: vision.integer('window_size', 112),
+    fullattBlockIndexes: fullatt,
+  };
+}
+
+function visionTensors(config: ModelConfig, layout: TensorLayout): ExpectedTensor[] {
+  const v = config.vision as QwenVisionConfig;
+  const prefix = qwenVisionPrefix(layout);
+  const W = v.width, I = v.intermediateSize;
+  const tensors: ExpectedTensor[] = [qwenPatchEmbed(prefix, v)];
+  for (let j = 0; j < v.depth; j++) {
+    const block = `${prefix}.blocks.${j}`;
+    tensors.push({ name: `${block}.norm1.weight`, shape: [W] }, { name: `${block}.norm2.weight`, shape: [W] });
+    tensors.push(...qwenAttention(block, W));
+    for (const proj of ['gate_proj', 'up_proj']) {
+      tensors.push({ name: `${block}.mlp.${proj}.weight`, shape: [I, W] }, { name: `${block}.mlp.${proj}.bias`, shape: [I] });
+    }
+    tensors.push({ name: `${block}.mlp.down_proj.weight`, shape: [W, I] }, { name: `${block}.mlp.down_proj.bias`, shape: [W] });
+  }
+  return [...tensors, ...qwenMergerTensors(prefix, v, 'rms')];
+}
+
+export const qwen2_5VL: Architecture = {
+  id: 'qwen2_5_vl',
+  displayName: 'Qwen2.5-VL',
+  configClasses: ['Qwen2_5_VLForConditionalGeneration'],
+  modelTypes: ['qwen2_5_vl'],
+  parseConfig(raw, file): ModelConfig {
+    const { top, text, tokens } = qwenText(raw, file);
+    return { architecture: 'qwen2_5_vl', text, vision: parseVision(top.child('vision_config'), text.hiddenSize), tokens, raw };
+  },
+  layoutOf: qwenLayout,
+  languagePrefixes: qwenLanguagePrefixes,
+  visionTensors,
+  blockNameToQuantize: (layout) => qwenLanguagePrefixes(layout).layers,
+};
