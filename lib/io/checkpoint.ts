@@ -61,7 +61,7 @@ export class Checkpoint {
     return tensor;
   }
 
-  read(name: string): Promise<Tensor> {
+  async read(name: string): Promise<Tensor> {
     return this.shardOf(name).read(name);
   }
 

@@ -6,6 +6,8 @@ export interface GptqCompatInput {
   groupSize: number;
   sym: boolean;
   format: 'gptq' | 'gptq_v2';
+  /** Input widths of the quantized linears: vLLM needs the group size to divide each. */
+  inFeatures?: readonly number[];
 }
 
 export interface LoaderSupport {
@@ -16,22 +18,22 @@ export interface LoaderSupport {
 
 const MARLIN_GROUPS = new Set([-1, 32, 64, 128]);
 
-export function gptqCompatibility({ bits, groupSize, sym, format }: GptqCompatInput): LoaderSupport[] {
-  const marlin = (bits === 4 || bits === 8) && sym && MARLIN_GROUPS.has(groupSize);
-  const marlinWhy = !(bits === 4 || bits === 8) ? `${bits}-bit` : !sym ? 'asymmetric' : `group size ${groupSize}`;
+export function gptqCompatibility({ bits, groupSize, sym, format, inFeatures = [] }: GptqCompatInput): LoaderSupport[] {
+  const ragged = groupSize > 0 ? inFeatures.find((k) => k % groupSize !== 0) : undefined;
+  const marlin = (bits === 4 || bits === 8) && sym && MARLIN_GROUPS.has(groupSize) && ragged === undefined;
+  const marlinWhy = !(bits === 4 || bits === 8) ? `${bits}-bit` : !sym ? 'asymmetric' : ragged !== undefined ? `group size ${groupSize} does not divide ${ragged}` : `group size ${groupSize}`;
+  const legacyNote = ragged !== undefined
+    ? `not supported: group size ${groupSize} does not divide the input width ${ragged}`
+    : format === 'gptq'
+      ? 'vLLM releases before the GPTQ consolidation (PR #38288) only; fp16 activations'
+      : 'vLLM releases with gptq_v2 support (PR #26092) and before PR #38288 only';
   return [
     {
       loader: 'vLLM (Marlin / auto_gptq)',
       ok: marlin,
       note: marlin ? 'current vLLM; CUDA compute capability ≥ 8.0' : `not supported (${marlinWhy}); current vLLM accepts only 4/8-bit symmetric with groups -1/32/64/128`,
     },
-    {
-      loader: 'vLLM legacy gptq kernel',
-      ok: format === 'gptq' || format === 'gptq_v2',
-      note: format === 'gptq'
-        ? 'vLLM releases before the GPTQ consolidation (PR #38288) only; fp16 activations'
-        : 'vLLM releases with gptq_v2 support (PR #26092) and before PR #38288 only',
-    },
+    { loader: 'vLLM legacy gptq kernel', ok: ragged === undefined, note: legacyNote },
     { loader: 'GPTQModel', ok: true, note: `every bit width; ${format}` },
     {
       loader: 'transformers (+ optimum + GPTQModel)',

@@ -3,8 +3,8 @@
 // produced one at a time while they are written; the whole directory is assembled under a
 // temporary name next to the destination and renamed into place only when complete.
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { VlmqError, fileError, invalidParameterError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
@@ -56,6 +56,8 @@ export interface ExportOptions {
   fakeQuantDtype?: 'original' | 'BF16' | 'F16' | 'F32';
   /** Called after each tensor is written. */
   onProgress?: (done: number, total: number) => void;
+  /** Stops the export before the next tensor (and before the rename); rejects with its reason. */
+  signal?: AbortSignal;
 }
 
 export interface ExportReport {
@@ -86,6 +88,7 @@ interface PlannedTensor {
 
 export async function exportModel(model: Model, source: QuantizedSource, outDir: string, options: ExportOptions): Promise<ExportReport> {
   const { format, settings } = options;
+  options.signal?.throwIfAborted();
   if (!EXPORT_FORMATS.includes(format)) throw invalidParameterError('format', EXPORT_FORMATS.join(', '), format);
   const maxShardBytes = options.maxShardBytes ?? 5e9;
   if (!(maxShardBytes > 0)) throw invalidParameterError('maxShardBytes', 'a positive number', maxShardBytes);
@@ -100,10 +103,11 @@ export async function exportModel(model: Model, source: QuantizedSource, outDir:
   const temporary = `${destination}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   await mkdir(temporary, { recursive: false });
   try {
-    const files = await writeShards(temporary, shardsOf(planned, maxShardBytes), format, settings, options.onProgress);
+    const files = await writeShards(temporary, shardsOf(planned, maxShardBytes), format, settings, options);
     await writeJson(join(temporary, CONFIG_FILE), config);
     if (format !== 'fake-quant') await writeJson(join(temporary, 'quantize_config.json'), config.quantization_config);
     const copied = await copyAuxiliary(model.dir, temporary);
+    options.signal?.throwIfAborted();
     await moveIntoPlace(temporary, destination);
     return {
       dir: destination,
@@ -111,7 +115,7 @@ export async function exportModel(model: Model, source: QuantizedSource, outDir:
       files,
       tensorBytes: planned.reduce((sum, t) => sum + t.bytes, 0),
       copied,
-      compatibility: format === 'fake-quant' ? null : gptqCompatibility({ ...settings, format }),
+      compatibility: format === 'fake-quant' ? null : gptqCompatibility({ ...settings, format, inFeatures: model.linears().map((l) => l.inFeatures) }),
     };
   } catch (error) {
     await rm(temporary, { recursive: true, force: true });
@@ -147,7 +151,7 @@ function planGptq(model: Model, source: QuantizedSource, settings: QuantizationS
   const packed = memoized(async (linear): Promise<GptqPackedLinear> => {
     const groups = groupsOf(linear, settings.groupSize);
     const q = checkQuantized(linear, await source.get(linear), groups);
-    return packGptqLinear({ ...q, rows: linear.outFeatures, cols: linear.inFeatures, bits: settings.bits }, format);
+    return naming(linear, () => packGptqLinear({ ...q, rows: linear.outFeatures, cols: linear.inFeatures, bits: settings.bits }, format));
   });
   const planned: PlannedTensor[] = [];
   for (const info of model.checkpoint.tensors.values()) {
@@ -157,7 +161,7 @@ function planGptq(model: Model, source: QuantizedSource, settings: QuantizationS
       planned.push(copyAsF16(model, info.name, info.dtype, [...info.shape]));
       continue;
     }
-    const shapes = gptqShapes(linear.outFeatures, linear.inFeatures, groupsOf(linear, settings.groupSize), settings.bits);
+    const shapes = naming(linear, () => gptqShapes(linear.outFeatures, linear.inFeatures, groupsOf(linear, settings.groupSize), settings.bits));
     // I32 tensors first, then F16: every tensor stays aligned to its element size.
     planned.push(
       plannedTensor(`${linear.prefix}.qweight`, 'I32', shapes.qweight, async () => (await packed(linear)).qweight),
@@ -182,6 +186,16 @@ function planFakeQuant(model: Model, source: QuantizedSource, dtype: ExportOptio
       return encodeFloats(q.dequantized, target, info.name);
     });
   });
+}
+
+/** Runs `work`, prefixing any error it throws with the linear it was about. */
+function naming<T>(linear: LinearSpec, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof VlmqError) throw new VlmqError(error.code, `${linear.prefix}: ${error.message}`, { cause: error });
+    throw error;
+  }
 }
 
 function quantizedTensorNames(model: Model) {
@@ -291,7 +305,7 @@ async function writeShards(
   shards: PlannedTensor[][],
   format: ExportFormat,
   settings: QuantizationSettings,
-  onProgress: ExportOptions['onProgress'],
+  { onProgress, signal }: Pick<ExportOptions, 'onProgress' | 'signal'>,
 ): Promise<string[]> {
   const total = shards.reduce((n, s) => n + s.length, 0);
   const metadata = { vlmq_version: packageVersion(), vlmq_format: format, vlmq_method: settings.method };
@@ -305,6 +319,7 @@ async function writeShards(
       dtype: t.dtype,
       shape: t.shape,
       data: async () => {
+        signal?.throwIfAborted();
         const data = await t.data();
         onProgress?.(++done, total);
         return data;
@@ -333,8 +348,17 @@ async function copyAuxiliary(from: string, to: string): Promise<string[]> {
   return copied;
 }
 
+/** The real path of `path`, or of its existing parent joined with its name. */
+async function realPathOf(path: string): Promise<string> {
+  return realpath(path).catch(async () => join(await realpath(dirname(path)).catch(() => dirname(path)), basename(path)));
+}
+
 async function checkDestination(destination: string, overwrite: boolean, modelDir: string): Promise<void> {
-  if (resolve(modelDir) === destination) throw invalidParameterError('out', 'a directory other than the model directory', destination);
+  // Compare real paths: a symbolic link must not let an export replace the model it reads.
+  const [model, out] = await Promise.all([realPathOf(modelDir), realPathOf(destination)]);
+  if (model === out || model.startsWith(`${out}${sep}`)) {
+    throw invalidParameterError('out', 'a directory other than the model directory, and not one that contains it', destination);
+  }
   const existing = await stat(destination).catch(() => null);
   if (!existing) {
     const parent = await stat(dirname(destination)).catch(() => null);

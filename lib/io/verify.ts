@@ -6,6 +6,7 @@ import { Model } from '../models/model.js';
 import { layerLinears } from '../models/decoder.js';
 import { expectedTensors, parseModelConfig } from '../models/registry.js';
 import type { LinearSpec } from '../models/types.js';
+import { sameJson } from '../json.js';
 import { toFloat32 } from '../tensor.js';
 import { CONFIG_FILE, Checkpoint, readJsonObject } from './checkpoint.js';
 import { encodeFloats } from './export.js';
@@ -20,8 +21,10 @@ export interface VerifyReport {
   settings: Omit<GptqSettings, 'raw'> | null;
   linears: number;
   tensors: number;
-  /** Every problem found; empty means the checkpoint verified. */
+  /** The problems found (the first MAX_PROBLEMS); empty means the checkpoint verified. */
   problems: string[];
+  /** How many problems were found in all. */
+  problemCount: number;
   /** With --against: tensors compared and how many differed. */
   comparison: { against: string; tensors: number; mismatched: number } | null;
 }
@@ -31,7 +34,9 @@ const MAX_PROBLEMS = 50;
 export async function verifyCheckpoint(dir: string, options: { against?: string } = {}): Promise<VerifyReport> {
   const checkpoint = await Checkpoint.open(dir);
   const problems: string[] = [];
+  let problemCount = 0;
   const report = (problem: string) => {
+    problemCount++;
     if (problems.length < MAX_PROBLEMS) problems.push(problem);
   };
   try {
@@ -41,11 +46,12 @@ export async function verifyCheckpoint(dir: string, options: { against?: string 
     const layout = architecture.layoutOf(new Set(checkpoint.tensors.keys()));
     const result: VerifyReport = {
       dir, architecture: architecture.displayName, layout, settings: settings && withoutRaw(settings),
-      linears: 0, tensors: checkpoint.tensors.size, problems, comparison: null,
+      linears: 0, tensors: checkpoint.tensors.size, problems, problemCount: 0, comparison: null,
     };
+    const finish = () => Object.assign(result, { problemCount });
     if (!settings) {
       report(`${configFile}: no quantization_config — not a GPTQ checkpoint`);
-      return result;
+      return finish();
     }
     await checkQuantizeConfig(dir, settings, report);
     const prefixes = architecture.languagePrefixes(layout);
@@ -71,7 +77,7 @@ export async function verifyCheckpoint(dir: string, options: { against?: string 
     } finally {
       await fake?.close();
     }
-    return result;
+    return finish();
   } finally {
     await checkpoint.close();
   }
@@ -84,7 +90,7 @@ function withoutRaw({ raw: _raw, ...rest }: GptqSettings) {
 async function checkQuantizeConfig(dir: string, settings: GptqSettings, report: (p: string) => void): Promise<void> {
   const path = join(dir, 'quantize_config.json');
   const separate = await readJsonObject(path).catch(() => null);
-  if (separate && JSON.stringify(separate) !== JSON.stringify(settings.raw)) report(`${path}: differs from config.json's quantization_config`);
+  if (separate && !sameJson(separate, settings.raw)) report(`${path}: differs from config.json's quantization_config`);
 }
 
 function groupsOf(linear: LinearSpec, groupSize: number): number {

@@ -1,6 +1,7 @@
 // The Qwen2 language model shared by every supported architecture (docs/formats.md §3.3, §3.4):
 // its config fields, its tensors and its linears, and the true-sequential module groups.
 import { fileError } from '../errors.js';
+import { sameJson } from '../json.js';
 import { ConfigReader, type Json } from './config-fields.js';
 import type { ExpectedTensor, LanguagePrefixes, LinearName, LinearSpec, TextConfig } from './types.js';
 
@@ -41,7 +42,7 @@ export function textFields(top: ConfigReader, raw: Json): ConfigReader {
   const merged: Json = {};
   for (const key of TEXT_FIELDS) {
     const flat = raw[key], inner = nested.get(key);
-    if (flat !== undefined && inner !== undefined && JSON.stringify(flat) !== JSON.stringify(inner)) {
+    if (flat !== undefined && inner !== undefined && !sameJson(flat, inner)) {
       throw fileError(top.file, `text_config.${key} (${JSON.stringify(inner)}) and ${key} (${JSON.stringify(flat)}) disagree`);
     }
     merged[key] = inner ?? flat;

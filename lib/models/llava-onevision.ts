@@ -11,7 +11,7 @@ function parseVision(vision: ConfigReader): SiglipVisionConfig {
   if (width % numHeads !== 0) throw vision.error('num_attention_heads', `a divisor of hidden_size (${width})`, numHeads);
   const patchSize = vision.integer('patch_size', 14);
   const imageSize = vision.integer('image_size', 384);
-  if (imageSize % patchSize !== 0) throw vision.error('image_size', `a multiple of patch_size (${patchSize})`, imageSize);
+  if (imageSize < patchSize) throw vision.error('image_size', `at least patch_size (${patchSize})`, imageSize);
   return {
     kind: 'siglip',
     depth: vision.integer('num_hidden_layers', 26),
@@ -36,7 +36,8 @@ function visionTensors(config: ModelConfig, layout: TensorLayout): ExpectedTenso
   const root = layout === 'original' ? '' : 'model.';
   const tower = `${root}vision_tower.vision_model`;
   const W = v.width, I = v.intermediateSize, H = config.text.hiddenSize;
-  const positions = (v.imageSize / v.patchSize) ** 2;
+  // The patch convolution has no padding: 384 px in patches of 14 gives 27 per side (§4.1).
+  const positions = Math.floor(v.imageSize / v.patchSize) ** 2;
   const tensors: ExpectedTensor[] = [
     { name: `${tower}.embeddings.patch_embedding.weight`, shape: [W, v.inChannels, v.patchSize, v.patchSize] },
     { name: `${tower}.embeddings.patch_embedding.bias`, shape: [W] },

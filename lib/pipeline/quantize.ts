@@ -20,6 +20,7 @@ export interface SaveOptions {
   overwrite?: boolean;
   fakeQuantDtype?: 'original' | 'BF16' | 'F16' | 'F32';
   onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
 }
 
 export class QuantizationRun {
