@@ -143,6 +143,33 @@ export async function checkOutputPath(label: string, path: string): Promise<void
   if (existing?.isDirectory()) throw new UsageError(`${label}: ${path} is a directory`);
 }
 
+/**
+ * Checks before any work that `path` names an existing directory (a checkpoint directory given on
+ * the command line); `label` names the argument in the message ("--model", "DIR").
+ */
+export async function checkInputDirectory(label: string, path: string): Promise<void> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    const reason = error.code === 'ENOENT' ? 'no such directory' : error.code === 'EACCES' || error.code === 'EPERM' ? 'permission denied' : error.message;
+    throw new UsageError(`${path}: ${reason} (given as ${label})`, null, { cause: error });
+  });
+  if (!info.isDirectory()) throw new UsageError(`${path}: is a file, not a checkpoint directory (given as ${label})`);
+}
+
+/**
+ * A malformed input checkpoint (the reader's message names the file, tensor or config field) or an
+ * unreadable file as a UsageError; any other error is returned unchanged.
+ */
+export function asInputError(error: unknown): unknown {
+  const code = (error as { code?: unknown })?.code;
+  if (error instanceof VlmqError && (code === 'ERR_VLMQ_BAD_FILE' || code === 'ERR_VLMQ_UNSUPPORTED_MODEL')) {
+    return new UsageError(error.message, null, { cause: error });
+  }
+  if (typeof code === 'string' && ['ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR'].includes(code) && !(error instanceof VlmqError)) {
+    return new UsageError((error as Error).message, null, { cause: error });
+  }
+  return error;
+}
+
 // --- quantizer flags -----------------------------------------------------------------------
 
 type OptionKey = keyof NativeLinearOptions;

@@ -9,10 +9,13 @@ import { UsageError, closest, helpHint } from './args.js';
 import { type Command, packageVersion } from './command.js';
 import { doctorCommand } from './doctor.js';
 import { exampleLinearCommand } from './example-linear.js';
+import { inspectCommand } from './inspect.js';
 import { Output } from './output.js';
+import { quantizeCommand } from './quantize.js';
 import { quantizeLinearCommand } from './quantize-linear.js';
+import { verifyCommand } from './verify.js';
 
-const COMMANDS: readonly Command[] = [quantizeLinearCommand, exampleLinearCommand, doctorCommand];
+const COMMANDS: readonly Command[] = [quantizeLinearCommand, exampleLinearCommand, doctorCommand, quantizeCommand, inspectCommand, verifyCommand];
 
 const EXIT = { ok: 0, error: 1, usage: 2, interrupted: 130 } as const;
 
