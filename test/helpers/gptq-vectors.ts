@@ -2,6 +2,8 @@
 // scales that are float16 values by construction (integer mantissa × power of two), so no part
 // of the test data depends on lib/tensor.ts or on the packer under test.
 
+import { mulberry32 } from '../reference/oracle.js';
+
 export type Bits = 2 | 3 | 4 | 8;
 
 export interface QuantizedLayer {
@@ -15,17 +17,8 @@ export interface QuantizedLayer {
   bits: Bits;
 }
 
-/** mulberry32: a small, seedable PRNG giving floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seedable PRNG giving floats in [0, 1) (the oracle's mulberry32). */
+export const rng = mulberry32;
 
 export function randInt(next: () => number, lo: number, hi: number): number {
   return lo + Math.floor(next() * (hi - lo + 1));
