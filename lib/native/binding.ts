@@ -89,6 +89,39 @@ export interface NativeInfo {
   };
 }
 
+/** A decoder layer's dimensions (Qwen2). mropeSection: null for 1-D RoPE. */
+export interface NativeDecoderDims {
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  intermediate: number;
+  eps: number;
+  ropeTheta: number;
+  mropeSection: number[] | null;
+}
+
+/** Where a forward pass stops: the inputs of the module groups [k,v,q] → [o] → [gate,up] → [down], the attention block's output, or the layer output. */
+export type DecoderStage = 'attention-input' | 'o-input' | 'attention-output' | 'mlp-input' | 'down-input' | 'output';
+
+/** positions [T] (1-D RoPE) or [3, T] (M-RoPE, component-major); segments: sample offsets [0, ..., T]. */
+export interface NativeTokens {
+  positions: Int32Array;
+  segments: Int32Array;
+}
+
+export interface NativeDecoderLayer {
+  /** input_layernorm, post_attention_layernorm, q_proj … down_proj, q_proj.bias, k_proj.bias, v_proj.bias */
+  setTensor(name: string, value: NativeMatrix): Promise<void>;
+  forward(x: Float32Array, tokens: NativeTokens, until: DecoderStage): Promise<Float32Array>;
+  /**
+   * VLMQ factors of the attention block for the quantized stream u against the full-precision
+   * stream f — or against `reference` = B(f) computed elsewhere (then f is null).
+   */
+  importance(u: Float32Array, f: Float32Array | null, tokens: NativeTokens, l2: boolean, reference: Float32Array | null): Promise<{ q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; loss: number }>;
+  dispose(): void;
+}
+
 /** Baseline kernels timed natively for benchmarks/ (best of `repeats`). */
 export type BenchKernel = 'sgemm' | 'ssyrk' | 'sgemm-cross' | 'spotrf' | 'chain-reference' | 'chain-vlmq';
 
@@ -98,6 +131,7 @@ export interface BindingModule {
   benchmark(kernel: BenchKernel, params: { m: number; n: number; k: number; repeats: number }): Promise<{ seconds: number; flops: number }>;
   CancelToken: new () => NativeCancelToken;
   HessianAccumulator: new (n: number, crossTerm: boolean) => NativeHessianAccumulator;
+  DecoderLayer: new (dims: NativeDecoderDims) => NativeDecoderLayer;
   quantizeLinear(weight: NativeMatrix, statistics: NativeStatistics, options: NativeLinearOptions,
     cancel: NativeCancelToken | null, onProgress: ((done: number, total: number) => void) | null): Promise<NativeLinearResult>;
 }

@@ -39,6 +39,19 @@ class CpuBackend final : public Backend {
   Status cholesky_lower(MatF a, int64_t* failed_minor) override;
   Status invert_lower(MatF a) override;
 
+  Status rms_norm(MatF x, const float* w, float eps, MatF y) override;  // transformer_ops.cpp, like the rest
+  Status add_row(MatF x, const float* v) override;
+  Status axpby(MatF a, float alpha, MatF b, MatF y) override;
+  Status rope(MatF x, int64_t head_dim, MatF cos, MatF sin, bool inverse) override;
+  Status silu_mul(MatF gate, MatF up, MatF out) override;
+  Status attention(MatF q, MatF k, MatF v, const int32_t* segments, int64_t nseg, int64_t heads, int64_t kv_heads,
+                   MatF out) override;
+  Status attention_backward(MatF q, MatF k, MatF v, MatF d_out, const int32_t* segments, int64_t nseg, int64_t heads,
+                            int64_t kv_heads, MatF dq, MatF dk, MatF dv) override;
+  Status row_norms(MatF x, bool l2, float* out) override;
+  Status sum_squares(MatF x, double* out) override;
+  Status upload(Buffer& dst, size_t offset, const float* host, size_t count) override;
+
   Status fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, float* scales, float* zeros,
                     int64_t ld_params) override;
   Status quantize_groups(MatF W, const int32_t* g_idx, const float* scales, const float* zeros, int64_t ngroups,

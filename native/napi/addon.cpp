@@ -5,6 +5,7 @@
 
 #include "addon_data.h"
 #include "bench.h"
+#include "decoder_layer.h"
 #include "common.h"
 #include "hessian_accumulator.h"
 #include "quantize_linear.h"
@@ -76,6 +77,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->hessian_accumulator = Napi::Persistent(accumulator);
   exports.Set("CancelToken", cancel);
   exports.Set("HessianAccumulator", accumulator);
+  exports.Set("DecoderLayer", DecoderLayerWrap::Define(env));
   exports.Set("quantizeLinear", Napi::Function::New<QuantizeLinear>(env, "quantizeLinear"));
   exports.Set("info", Napi::Function::New<Info>(env, "info"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));

@@ -148,6 +148,34 @@ class Backend {
   // In place: lower-triangular L becomes L⁻¹ (the upper triangle is not touched).
   virtual Status invert_lower(MatF a) = 0;
 
+  // --- transformer blocks (the decoder layer's forward and the attention block's backward) -----
+  // y[i, :] = x[i, :] · w / sqrt(mean(x[i, :]²) + eps), the mean in f32 (Qwen2 RMSNorm). y may be x.
+  virtual Status rms_norm(MatF x, const float* w, float eps, MatF y) = 0;
+  // x[i, :] += v for every row (a bias). v: backend memory, x.cols floats.
+  virtual Status add_row(MatF x, const float* v) = 0;
+  // y = a + alpha · b elementwise; y may alias a or b.
+  virtual Status axpby(MatF a, float alpha, MatF b, MatF y) = 0;
+  // Rotary embedding in place, rotate-half form, on each of the x.cols / d heads of width d:
+  // x[:, i] ← x[:, i]·cos[:, i] − x[:, i + d/2]·sin[:, i], x[:, i + d/2] ← x[:, i + d/2]·cos + x[:, i]·sin
+  // (i < d/2, cos/sin [rows, d] with equal halves). inverse rotates by the opposite angle (the transpose).
+  virtual Status rope(MatF x, int64_t head_dim, MatF cos, MatF sin, bool inverse) = 0;
+  // out = silu(gate) ⊙ up.
+  virtual Status silu_mul(MatF gate, MatF up, MatF out) = 0;
+  // Causal softmax attention within each segment [segments[s], segments[s+1]) (host offsets,
+  // nseg + 1 of them), scale 1/sqrt(d). q/out [T, heads·d], k/v [T, kv_heads·d]; query head h
+  // reads kv head h / (heads / kv_heads) (grouped-query attention).
+  virtual Status attention(MatF q, MatF k, MatF v, const int32_t* segments, int64_t nseg, int64_t heads, int64_t kv_heads,
+                           MatF out) = 0;
+  // The backward of attention: given d_out, writes dq, dk, dv (overwritten, GQA heads accumulated).
+  virtual Status attention_backward(MatF q, MatF k, MatF v, MatF d_out, const int32_t* segments, int64_t nseg,
+                                    int64_t heads, int64_t kv_heads, MatF dq, MatF dk, MatF dv) = 0;
+  // out[i] = mean_j |x[i, j]| (l2 = false) or sqrt(mean_j x[i, j]²) (host out, x.rows floats).
+  virtual Status row_norms(MatF x, bool l2, float* out) = 0;
+  // Σ x[i, j]² in double (host out).
+  virtual Status sum_squares(MatF x, double* out) = 0;
+  // Copy `count` floats from host memory into a backend buffer at float offset `offset`.
+  virtual Status upload(Buffer& dst, size_t offset, const float* host, size_t count) = 0;
+
   // --- quantization kernels -----------------------------------------------------------------
   // For each row r: (scales, zeros)[r · ld_params] = find_params(W[r, c0 : c0 + cols]).
   virtual Status fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, float* scales,
