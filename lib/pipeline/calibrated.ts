@@ -1,0 +1,225 @@
+// The calibrated layer loop (algorithm.md §1.1, §3(c), §4.4), shared by GPTQ, GPTAQ and VLMQ so
+// that they differ only where the papers say they do. Two streams per sample start from the same
+// embeddings: full precision F and quantized U. For each decoder layer:
+//   1. VLMQ: importance factors from one backward of the attention block (F vs U);
+//   2. the module groups [k,v,q] → [o] → [gate,up] → [down] in order: statistics of each group's
+//      input from U through the layer as quantized so far (GPTAQ and VLMQ-on-GPTAQ add the cross
+//      term with F's input through the full-precision layer; VLMQ weights q/k/v/o's tokens), then
+//      each module quantized and put back into the layer;
+//   3. U through the quantized layer, F through the full-precision one; the layer is stored.
+import { HessianAccumulator } from '../quant/hessian-accumulator.js';
+import { quantizeLinear, type LinearQuantization } from '../quant/quantize-linear.js';
+import type { QuantizeLinearOptions } from '../quant/options.js';
+import type { CalibrationBundle } from '../data/bundle.js';
+import type { Model } from '../models/model.js';
+import { MODULE_GROUPS } from '../models/decoder.js';
+import type { LinearName, LinearSpec } from '../models/types.js';
+import { type Batch, gather, packBatches, scatter } from './batches.js';
+import { DecoderLayer, type DecoderStage } from './decoder-layer.js';
+import { type ImportanceOptions, type ImportanceProjection, PROJECTION_OF, layerImportance } from './importance.js';
+import type { LayerStore } from './store.js';
+import { SampleStore } from './streams.js';
+
+export type CalibratedMethod = 'gptq' | 'gptaq' | 'vlmq';
+
+export interface LoopSettings {
+  method: CalibratedMethod;
+  /** The sweep VLMQ runs on (GPTQ for 2 bits, GPTAQ otherwise, unless chosen). */
+  base: 'gptq' | 'gptaq';
+  linear: QuantizeLinearOptions;
+  importance: ImportanceOptions;
+  batchTokens: number;
+  memoryBytes: number;
+  spillDir: string;
+  signal?: AbortSignal;
+  onEvent?: (event: PipelineEvent) => void;
+}
+
+export type Phase = 'forward' | 'importance' | 'statistics' | 'factor' | 'sweep';
+
+export type PipelineEvent =
+  | { type: 'start'; method: CalibratedMethod; base: 'gptq' | 'gptaq'; layers: number; samples: number; tokens: number; resumedLayers: number; spilledSamples: number }
+  | { type: 'replay'; layer: number; seconds: number }
+  | { type: 'importance'; layer: number; loss: number; fallback: 'uniform' | 'rtn-probe' | null; seconds: number }
+  | { type: 'module'; layer: number; module: LinearName; loss: number; percdamp: number; lambda: number; fallback: boolean; deadColumns: number; seconds: number; tokens: number }
+  | { type: 'layer'; layer: number; layers: number; seconds: number; phases: Record<Phase, number> }
+  | { type: 'done'; seconds: number };
+
+const STAGE: Readonly<Record<LinearName, DecoderStage>> = {
+  q_proj: 'attention-input', k_proj: 'attention-input', v_proj: 'attention-input', o_proj: 'o-input',
+  gate_proj: 'mlp-input', up_proj: 'mlp-input', down_proj: 'down-input',
+};
+
+class PhaseClock {
+  readonly totals: Record<Phase, number> = { forward: 0, importance: 0, statistics: 0, factor: 0, sweep: 0 };
+  async time<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.totals[phase] += (performance.now() - t0) / 1000;
+    }
+  }
+}
+
+export async function calibratedLoop(model: Model, bundle: CalibrationBundle, store: LayerStore, s: LoopSettings): Promise<void> {
+  const started = performance.now();
+  const H = model.config.text.hiddenSize;
+  const tokens = Array.from({ length: bundle.samples }, (_, i) => bundle.tokens(i));
+  const positions: Int32Array[] = [];
+  const full = await SampleStore.create('F', tokens, H, s.memoryBytes / 2, `${s.spillDir}/full.f32`);
+  const quantized = await SampleStore.create('U', tokens, H, s.memoryBytes / 2, `${s.spillDir}/quantized.f32`);
+  try {
+    for (let i = 0; i < bundle.samples; i++) {
+      const sample = await bundle.read(i);
+      positions.push(sample.positions);
+      await full.set(i, sample.embeddings);
+      await quantized.set(i, sample.embeddings);
+    }
+    const batches = packBatches(positions, tokens, bundle.positionRows, s.batchTokens);
+    const layers = model.config.text.numLayers;
+    s.onEvent?.({ type: 'start', method: s.method, base: s.base, layers, samples: bundle.samples, tokens: bundle.totalTokens, resumedLayers: store.completed, spilledSamples: full.spilled + quantized.spilled });
+    const streams = { full, quantized };
+    for (let layer = 0; layer < store.completed; layer++) {
+      const t0 = performance.now();
+      await replayLayer(model, layer, store, batches, streams);
+      s.onEvent?.({ type: 'replay', layer, seconds: (performance.now() - t0) / 1000 });
+    }
+    for (let layer = store.completed; layer < layers; layer++) {
+      s.signal?.throwIfAborted();
+      await quantizeLayer(model, layer, store, batches, streams, bundle.totalTokens, s);
+    }
+    s.onEvent?.({ type: 'done', seconds: (performance.now() - started) / 1000 });
+  } finally {
+    await full.dispose();
+    await quantized.dispose();
+  }
+}
+
+type Streams = { full: SampleStore; quantized: SampleStore };
+
+const batchRows = (b: Batch, stream: SampleStore) => Promise.all(b.samples.map((i) => stream.get(i))).then((rows) => gather(b, rows, stream.hidden));
+
+/** Both streams through one layer: F with its full-precision weights, U with the quantized ones. */
+async function advance(batches: readonly Batch[], streams: Streams, fp: DecoderLayer, q: DecoderLayer): Promise<void> {
+  for (const b of batches) {
+    const [u, f] = [await q.forward(await batchRows(b, streams.quantized), b), await fp.forward(await batchRows(b, streams.full), b)];
+    const H = streams.full.hidden;
+    for (const [k, rows] of scatter(b, u, H).entries()) await streams.quantized.set(b.samples[k], rows);
+    for (const [k, rows] of scatter(b, f, H).entries()) await streams.full.set(b.samples[k], rows);
+  }
+}
+
+/** A finished layer again, forward only: the streams continue exactly as the interrupted run left them. */
+async function replayLayer(model: Model, layer: number, store: LayerStore, batches: readonly Batch[], streams: Streams): Promise<void> {
+  const fp = await DecoderLayer.load(model, layer);
+  const q = await DecoderLayer.load(model, layer);
+  try {
+    for (const linear of model.layerLinears(layer)) {
+      const { dequantized } = await store.readLinear(linear);
+      await q.setLinear(linear.module, dequantized, [linear.outFeatures, linear.inFeatures]);
+    }
+    await advance(batches, streams, fp, q);
+  } finally {
+    fp.dispose();
+    q.dispose();
+  }
+}
+
+async function quantizeLayer(model: Model, layer: number, store: LayerStore, batches: readonly Batch[], streams: Streams, totalTokens: number, s: LoopSettings): Promise<void> {
+  const started = performance.now();
+  const clock = new PhaseClock();
+  const fp = await DecoderLayer.load(model, layer);
+  const q = await DecoderLayer.load(model, layer);
+  try {
+    const factors = s.method === 'vlmq' ? await clock.time('importance', () => importanceOf(model, layer, fp, batches, streams, totalTokens, s)) : null;
+    const crossTerm = s.method === 'gptaq' || (s.method === 'vlmq' && s.base === 'gptaq');
+    const records = [];
+    const linears = new Map(model.layerLinears(layer).map((l) => [l.module, l]));
+    for (const group of MODULE_GROUPS) {
+      s.signal?.throwIfAborted();
+      const accumulators = await groupStatistics(group.map((m) => linears.get(m)!), batches, streams, fp, q, crossTerm, factors, clock);
+      try {
+        for (const module of group) {
+          const linear = linears.get(module)!;
+          const result = await quantizeModule(model, linear, accumulators.get(module)!, s, crossTerm, clock);
+          await q.setLinear(module, result.dequantized, [linear.outFeatures, linear.inFeatures]);
+          records.push(record(linear, result));
+          s.onEvent?.({
+            type: 'module', layer, module, loss: result.loss, percdamp: result.damping.percdamp, lambda: result.damping.lambda,
+            fallback: result.fallback !== null, deadColumns: result.deadColumns, seconds: result.seconds.prepare + result.seconds.factor + result.seconds.sweep, tokens: totalTokens,
+          });
+        }
+      } finally {
+        for (const acc of new Set(accumulators.values())) acc.dispose();
+      }
+    }
+    await clock.time('forward', () => advance(batches, streams, fp, q));
+    await store.writeLayer(layer, records);
+    s.onEvent?.({ type: 'layer', layer, layers: model.config.text.numLayers, seconds: (performance.now() - started) / 1000, phases: clock.totals });
+  } finally {
+    fp.dispose();
+    q.dispose();
+  }
+}
+
+async function importanceOf(model: Model, layer: number, fp: DecoderLayer, batches: readonly Batch[], streams: Streams, totalTokens: number, s: LoopSettings) {
+  const t0 = performance.now();
+  const { bits, groupSize, sym, mse, fp32Scales, staticGroups } = s.linear;
+  const result = await layerImportance(model, layer, fp, batches, streams, batchRows, totalTokens, s.importance, { bits, groupSize, sym, mse, fp32Scales, staticGroups });
+  s.onEvent?.({ type: 'importance', layer, loss: result.loss, fallback: result.fallback, seconds: (performance.now() - t0) / 1000 });
+  return result.weights;
+}
+
+/**
+ * The statistics of one module group: modules that see the same token weights share one
+ * accumulator (all of a group unless VLMQ weights q, k and v differently).
+ */
+async function groupStatistics(
+  group: LinearSpec[],
+  batches: readonly Batch[],
+  streams: Streams,
+  fp: DecoderLayer,
+  q: DecoderLayer,
+  crossTerm: boolean,
+  factors: Record<ImportanceProjection, Float32Array> | null,
+  clock: PhaseClock,
+): Promise<Map<LinearName, HessianAccumulator>> {
+  const stage = STAGE[group[0].module];
+  const n = group[0].inFeatures;
+  const weightsOf = (m: LinearName) => (factors && PROJECTION_OF[m] ? factors[PROJECTION_OF[m]!] : null);
+  const accumulators = new Map<LinearName, HessianAccumulator>();
+  const shared = new Map<Float32Array | null, HessianAccumulator>();
+  for (const linear of group) {
+    const w = weightsOf(linear.module);
+    if (!shared.has(w)) shared.set(w, new HessianAccumulator(n, { crossTerm }));
+    accumulators.set(linear.module, shared.get(w)!);
+  }
+  for (const b of batches) {
+    const x = await clock.time('forward', async () => q.forward(await batchRows(b, streams.quantized), b, stage));
+    const xFull = crossTerm ? await clock.time('forward', async () => fp.forward(await batchRows(b, streams.full), b, stage)) : undefined;
+    await clock.time('statistics', async () => {
+      for (const [w, acc] of shared) {
+        const tokenWeights = w ? w.subarray(b.firstToken, b.firstToken + b.tokens) : undefined;
+        await acc.add(x, { xFull, tokenWeights, samples: b.samples.length });
+      }
+    });
+  }
+  return accumulators;
+}
+
+async function quantizeModule(model: Model, linear: LinearSpec, acc: HessianAccumulator, s: LoopSettings, crossTerm: boolean, clock: PhaseClock): Promise<LinearQuantization> {
+  const { weight } = await model.readLinear(linear);
+  const result = await quantizeLinear(weight, acc, { ...s.linear, method: crossTerm ? 'gptaq' : 'gptq', signal: s.signal });
+  clock.totals.factor += result.seconds.prepare + result.seconds.factor;
+  clock.totals.sweep += result.seconds.sweep;
+  return result;
+}
+
+function record(linear: LinearSpec, r: LinearQuantization) {
+  return {
+    module: linear.module, rows: r.rows, cols: r.cols, groups: r.groups, codes: r.codes, scales: r.scales, zeros: r.zeros, gIdx: r.gIdx,
+    stats: { loss: r.loss, percdamp: r.damping.percdamp, lambda: r.damping.lambda, fallback: r.fallback?.reason ?? null, deadColumns: r.deadColumns },
+  };
+}
+

@@ -1,0 +1,136 @@
+// A calibrated run's work directory: one safetensors file per finished decoder layer (the codes,
+// scales, zero points and g_idx of its linears, with their statistics) and state.json with the
+// run's fingerprint. It makes runs resumable, and the export reads the quantized model from it.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VlmqError } from '../errors.js';
+import type { QuantizedLinearData, QuantizedSource } from '../io/export.js';
+import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import type { LinearName, LinearSpec } from '../models/types.js';
+
+export interface LinearRecord {
+  module: LinearName;
+  rows: number;
+  cols: number;
+  groups: number;
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Int32Array;
+  gIdx: Int32Array;
+  /** Loss, damping, fallback, seconds…: recorded as JSON in the layer file's metadata. */
+  stats: Record<string, unknown>;
+}
+
+interface State {
+  version: 1;
+  fingerprint: string;
+  layers: number;
+  completed: number;
+}
+
+const STATE = 'state.json';
+const layerFile = (layer: number) => `layer-${String(layer).padStart(5, '0')}.safetensors`;
+
+export class LayerStore {
+  private constructor(readonly dir: string, private state: State) {}
+
+  /**
+   * The work directory of a run. A directory left by an earlier run is resumed only when `resume`
+   * is set and its fingerprint matches (same model, calibration set and options); otherwise it is
+   * an error that says what to do.
+   */
+  static async open(dir: string, fingerprint: string, layers: number, resume: boolean): Promise<LayerStore> {
+    const existing = await readState(dir);
+    if (existing) {
+      if (!resume) throw new VlmqError('ERR_VLMQ_WORK_EXISTS', `${dir} holds an unfinished run (${existing.completed} of ${existing.layers} layers); resume it, or remove the directory to start over`);
+      if (existing.fingerprint !== fingerprint || existing.layers !== layers) {
+        throw new VlmqError('ERR_VLMQ_RESUME_MISMATCH', `${dir} belongs to a run with another model, calibration set or options; it cannot be resumed with these (remove it to start over)`);
+      }
+      return new LayerStore(dir, existing);
+    }
+    await mkdir(dir, { recursive: true });
+    const store = new LayerStore(dir, { version: 1, fingerprint, layers, completed: 0 });
+    await store.saveState();
+    return store;
+  }
+
+  /** Layers finished (and stored) so far; they are 0 … completed − 1. */
+  get completed(): number {
+    return this.state.completed;
+  }
+
+  async writeLayer(layer: number, records: readonly LinearRecord[]): Promise<void> {
+    if (layer !== this.state.completed) throw new VlmqError('ERR_VLMQ_INTERNAL', `layer ${layer} stored out of order (next is ${this.state.completed})`);
+    const tensors = records.flatMap((r) => [
+      { name: `${r.module}.codes`, dtype: 'U8' as const, shape: [r.rows, r.cols], data: r.codes },
+      { name: `${r.module}.scales`, dtype: 'F32' as const, shape: [r.rows, r.groups], data: r.scales },
+      { name: `${r.module}.zeros`, dtype: 'I32' as const, shape: [r.rows, r.groups], data: r.zeros },
+      { name: `${r.module}.g_idx`, dtype: 'I32' as const, shape: [r.cols], data: r.gIdx },
+    ]);
+    const stats = Object.fromEntries(records.map((r) => [r.module, r.stats]));
+    await writeSafetensors(join(this.dir, layerFile(layer)), tensors, { metadata: { vlmq_stats: JSON.stringify(stats) } });
+    this.state = { ...this.state, completed: layer + 1 };
+    await this.saveState();
+  }
+
+  /** The quantized linear, with its dequantized weights, from a finished layer. */
+  async readLinear(linear: LinearSpec): Promise<QuantizedLinearData> {
+    if (linear.layer >= this.state.completed) throw new VlmqError('ERR_VLMQ_INTERNAL', `layer ${linear.layer} is not finished`);
+    const file = await SafetensorsFile.open(join(this.dir, layerFile(linear.layer)));
+    try {
+      const read = async (suffix: string) => (await file.read(`${linear.module}.${suffix}`)).data;
+      const codes = (await read('codes')) as Uint8Array;
+      const scales = (await read('scales')) as Float32Array;
+      const zeros = (await read('zeros')) as Int32Array;
+      const gIdx = (await read('g_idx')) as Int32Array;
+      const groups = scales.length / linear.outFeatures;
+      return { codes, scales, zeros, gIdx, groups, dequantized: dequantize(codes, scales, zeros, gIdx, linear.outFeatures, linear.inFeatures, groups) };
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Per-module statistics of a finished layer. */
+  async layerStats(layer: number): Promise<Record<string, Record<string, unknown>>> {
+    const file = await SafetensorsFile.open(join(this.dir, layerFile(layer)));
+    await file.close();
+    return JSON.parse(file.metadata?.vlmq_stats ?? '{}') as Record<string, Record<string, unknown>>;
+  }
+
+  source(): QuantizedSource {
+    return { get: (linear) => this.readLinear(linear) };
+  }
+
+  remove(): Promise<void> {
+    return rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async saveState(): Promise<void> {
+    const temporary = join(this.dir, `${STATE}.tmp-${randomBytes(4).toString('hex')}`);
+    await writeFile(temporary, `${JSON.stringify(this.state, null, 2)}\n`);
+    await rename(temporary, join(this.dir, STATE));
+  }
+}
+
+async function readState(dir: string): Promise<State | null> {
+  const exists = await stat(join(dir, STATE)).then(() => true, () => false);
+  if (!exists) return null;
+  try {
+    return JSON.parse(await readFile(join(dir, STATE), 'utf8')) as State;
+  } catch (error) {
+    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${join(dir, STATE)}: unreadable (${(error as Error).message})`);
+  }
+}
+
+/** scale[g] · (code − zero[g]) in f32, exactly as the native quantizer computes it. */
+export function dequantize(codes: Uint8Array, scales: Float32Array, zeros: Int32Array, gIdx: Int32Array, rows: number, cols: number, groups: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < cols; j++) {
+      const g = r * groups + gIdx[j];
+      out[r * cols + j] = Math.fround(scales[g] * (codes[r * cols + j] - zeros[g]));
+    }
+  }
+  return out;
+}
