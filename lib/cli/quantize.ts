@@ -1,59 +1,75 @@
 // vlmq quantize: a whole model directory (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision) through
 // loadModel → quantize → QuantizationRun.save, written as a GPTQ checkpoint (v1 or v2 zero points)
 // or a fake-quant one. The command adds nothing to the files: they are what the library writes
-// for the settings given. This release quantizes data-free (RTN); the calibrated methods arrive
-// with the calibration pipeline and are refused here as usage errors.
+// for the settings given. RTN needs no data; GPTQ, GPTAQ and VLMQ calibrate on a bundle (--calib)
+// in a work directory that outlives an interruption, so the same command with --resume continues.
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../io/compat.js';
 import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings } from '../io/export.js';
 import { type Model, loadModel } from '../models/model.js';
-import { type QuantizationRun, type SaveOptions, quantize } from '../pipeline/quantize.js';
-import type { QuantizeLinearOptions } from '../quant/options.js';
+import { CalibrationBundle } from '../data/bundle.js';
+import { MODEL_METHODS, type ModelMethod, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions } from '../pipeline/quantize.js';
 import {
-  type FlagTable, type FlagValues, UsageError, asInputError, checkInputDirectory, formatHelp, helpHint, parseFlags,
-  quantizerFlagTable, quantizerOptionsFromFlags, stringFlag,
+  type FlagTable, type FlagValues, QUANTIZER_FLAGS, UsageError, asFlagError, asInputError, checkInputDirectory, formatHelp, helpHint,
+  optionFlags, parseFlags, parseInteger, quantizerFlagTable, quantizerOptionsFromFlags, stringFlag,
 } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
 import { type Output, formatBytes, formatFields, formatSeconds } from './output.js';
 import { Progress } from './progress.js';
+import { RunLog } from './run-log.js';
 
 const NAME = 'quantize';
 
-/** Methods the library knows; only rtn runs without calibration data. */
-const METHODS = ['rtn', 'gptq', 'gptaq', 'vlmq'] as const;
-type Method = (typeof METHODS)[number];
 
 const FAKE_QUANT_DTYPES = { original: 'original', bf16: 'BF16', f16: 'F16', f32: 'F32' } as const;
 type FakeQuantDtype = (typeof FAKE_QUANT_DTYPES)[keyof typeof FAKE_QUANT_DTYPES];
 
 const DEFAULT_MAX_SHARD_SIZE = '5GB';
 
-const QUANTIZER = quantizerFlagTable('Quantizer');
+const { method: _layerMethod, ...QUANTIZER } = quantizerFlagTable('Quantizer');
+const IMPORTANCE = { norm: ['l1', 'l2'], power: ['1', '2'], fallback: ['uniform', 'rtn-probe'] } as const;
+
+/** Library option → the flag that sets it, for error messages. */
+const OPTION_FLAGS: Readonly<Record<string, string>> = {
+  ...optionFlags(), method: '--method', base: '--base', calibration: '--calib', batchTokens: '--batch-tokens', memory: '--memory',
+  'importance.norm': '--importance-norm', 'importance.power': '--importance-power', 'importance.fallback': '--importance-fallback',
+};
+/** Flags that only the calibrated methods use. */
+const CALIBRATION_FLAGS = ['base', 'importance-norm', 'importance-power', 'importance-fallback', 'memory', 'batch-tokens', 'work-dir', 'resume', 'keep-work'];
 
 const FLAGS: FlagTable = {
   model: { type: 'string', value: 'DIR', description: 'checkpoint directory to quantize: config.json and model.safetensors, or shards with model.safetensors.index.json (Qwen2-VL, Qwen2.5-VL or LLaVA-OneVision, either tensor layout)', group: 'Files' },
+  calib: { type: 'string', value: 'BUNDLE', description: 'calibration bundle (safetensors: per-sample input embeddings, position ids, modality mask; see README) for gptq, gptaq and vlmq', group: 'Files' },
   out: { type: 'string', value: 'DIR', description: 'directory to write; it is assembled under a temporary name beside DIR and renamed into place only when complete', group: 'Files' },
   overwrite: { type: 'boolean', description: 'replace --out when it exists and is not empty (the old directory is removed only after the new one is in place)', group: 'Files' },
-  method: { type: 'string', value: METHODS.join('|'), description: 'rtn: round to nearest, data-free (the only method of this release); gptq, gptaq and vlmq need calibration data, which arrives with the calibration pipeline', default: 'rtn', group: 'Quantizer' },
-  bits: QUANTIZER.bits,
-  'group-size': QUANTIZER['group-size'],
-  sym: QUANTIZER.sym,
+  method: { type: 'string', value: MODEL_METHODS.join('|'), description: 'rtn: round to nearest, data-free; gptq; gptaq: gptq with the asymmetric term; vlmq: importance-weighted statistics on a gptq or gptaq base', default: 'vlmq with --calib, rtn without', group: 'Quantizer' },
+  ...QUANTIZER,
+  base: { type: 'string', value: 'gptq|gptaq', description: "vlmq: the sweep it runs on (the paper's choice: gptq for 2 bits, gptaq otherwise)", default: 'gptaq, gptq for --bits 2', group: 'VLMQ' },
+  'importance-norm': { type: 'string', value: IMPORTANCE.norm.join('|'), description: "vlmq: a token's factor is the mean |∂L/∂Z| over the projection's outputs (l1, the paper's) or its root mean square (l2)", default: 'l1', group: 'VLMQ' },
+  'importance-power': { type: 'string', value: IMPORTANCE.power.join('|'), description: 'vlmq: weight of a token in the statistics, g (1, v1 of the paper) or g² (2, v2)', default: '1', group: 'VLMQ' },
+  'importance-fallback': { type: 'string', value: IMPORTANCE.fallback.join('|'), description: 'vlmq: factors of a layer whose block loss is zero (layer 0): all equal (uniform), or from the block with its attention weights round-to-nearest quantized (rtn-probe)', default: 'uniform', group: 'VLMQ' },
+  memory: { type: 'string', value: 'SIZE', description: 'RAM for the two activation streams (full precision and quantized); samples beyond it are kept in a file in the work directory', default: '4GiB', group: 'Run' },
+  'batch-tokens': { type: 'string', value: 'N', description: 'tokens per forward batch (whole samples are packed up to it)', default: '4096', group: 'Run' },
+  'work-dir': { type: 'string', value: 'DIR', description: 'where finished layers are kept until the export: an interrupted run continues from it with --resume', default: 'OUT.vlmq-work beside --out', group: 'Run' },
+  resume: { type: 'boolean', description: 'continue the unfinished run in the work directory (same model, calibration set and options)', group: 'Run' },
+  'keep-work': { type: 'boolean', description: 'keep the work directory after a successful export', group: 'Run' },
   format: { type: 'string', value: EXPORT_FORMATS.join('|'), description: 'gptq: GPTQ with v1 zero points (stored minus one); gptq_v2: zero points as they are; fake-quant: the dequantized weights in the original layout, for evaluation', default: 'gptq with --sym, gptq_v2 otherwise', group: 'Output' },
   'fake-quant-dtype': { type: 'string', value: Object.keys(FAKE_QUANT_DTYPES).join('|'), description: 'fake-quant: dtype of the dequantized linears (the other tensors keep theirs)', default: 'original', group: 'Output' },
   'max-shard-size': { type: 'string', value: 'SIZE', description: 'largest shard of tensor data: bytes, or a number with a unit: 500MB, 5GB (powers of 1000, as Hugging Face counts), 4GiB (powers of 1024)', default: DEFAULT_MAX_SHARD_SIZE, group: 'Output' },
-  json: { type: 'boolean', description: 'print JSON lines on stdout: the loader table, progress events, then one result object with the export report', group: 'Other' },
+  json: { type: 'boolean', description: 'print JSON lines on stdout: the loader table, the calibration events (each with etaSeconds), export progress, then one result object', group: 'Other' },
 };
 
 export const quantizeCommand: Command = {
   name: NAME,
-  summary: 'quantize a VLM checkpoint (RTN) and save it as GPTQ or fake-quant',
+  summary: 'quantize a VLM checkpoint (RTN, GPTQ, GPTAQ, VLMQ) and save it as GPTQ or fake-quant',
   help: () => formatHelp({
     usage: [`vlmq ${NAME} --model DIR --out DIR [options]`],
     description: [
       'Loads the model in --model (every tensor checked against config.json first), quantizes the seven linears',
-      'of every decoder layer and writes --out: a GPTQ checkpoint (qweight, qzeros, scales, g_idx per linear;',
+      'of every decoder layer (with --calib: layer by layer, true-sequential, on the calibration set) and writes',
+      '--out: a GPTQ checkpoint (qweight, qzeros, scales, g_idx per linear;',
       'the other tensors as F16; quantization_config in config.json and quantize_config.json) or a fake-quant',
       'checkpoint (the dequantized weights in the original layout). Tokenizer, processor, chat-template and',
       'generation files are copied. Which loaders accept the GPTQ settings is printed before writing, progress',
@@ -61,11 +77,14 @@ export const quantizeCommand: Command = {
     ].join('\n'),
     flags: FLAGS,
     notes: [
-      'This release quantizes without calibration data (--method rtn). Exit status 2 for bad flags and for a',
-      '--model that is missing or malformed (the message names the file, tensor or config field).',
+      'Ctrl-C stops a calibrated run after the current module; the finished layers stay in the work directory and',
+      'the same command with --resume continues, producing exactly the files an uninterrupted run writes.',
+      'Exit status 2 for bad flags and for a --model or --calib that is missing or malformed (the message names',
+      'the file, tensor or config field), 130 after Ctrl-C.',
     ],
     examples: [
-      `vlmq ${NAME} --model Qwen2-VL-2B-Instruct --out Qwen2-VL-2B-Instruct-GPTQ-Int4 --bits 4 --group-size 128 --sym`,
+      `vlmq ${NAME} --model Qwen2-VL-2B-Instruct --calib calib.safetensors --method vlmq --bits 3 --group-size -1 --act-order --out qwen2-vl-vlmq-w3`,
+      `vlmq ${NAME} --model Qwen2-VL-2B-Instruct --out Qwen2-VL-2B-Instruct-RTN-Int4 --bits 4 --group-size 128 --sym`,
       `vlmq ${NAME} --model llava-onevision-qwen2-0.5b-ov-hf --out llava-fq --bits 3 --group-size 64 --format fake-quant`,
       `vlmq verify Qwen2-VL-2B-Instruct-GPTQ-Int4 --against qwen2-vl-fq`,
     ],
@@ -76,9 +95,13 @@ export const quantizeCommand: Command = {
 interface Arguments {
   modelDir: string;
   outDir: string;
+  calib: string | undefined;
   overwrite: boolean;
-  method: Method;
-  options: Omit<QuantizeLinearOptions, 'method'>;
+  /** The library's options (workDir, resume), checked and resolved. */
+  options: QuantizeModelOptions;
+  resolved: ResolvedQuantizeOptions;
+  workDir: string;
+  keepWork: boolean;
   format: ExportFormat | undefined;
   fakeQuantDtype: FakeQuantDtype | undefined;
   maxShardBytes: number;
@@ -86,22 +109,32 @@ interface Arguments {
 
 async function run(argv: readonly string[], { out, signal }: CommandContext): Promise<void> {
   const started = performance.now();
-  const args = parseArguments(argv);
+  const args = parseArguments(argv, out);
   await checkInputDirectory('--model', args.modelDir);
+  if (args.calib !== undefined) await checkInputFile('--calib', args.calib);
   await checkOutputDirectory(args);
 
   const model = await loadModel(args.modelDir).catch((error: unknown) => {
     throw asInputError(error);
   });
+  const bundle = args.calib === undefined ? null : await CalibrationBundle.open(args.calib).catch((error: unknown) => {
+    throw asInputError(error);
+  });
   try {
-    const quantization = await quantizeOrExplain(model, args);
-    const settings = quantization.settings;
+    const settings = args.resolved.settings;
     const format = args.format ?? (settings.sym ? 'gptq' : 'gptq_v2');
     if (args.fakeQuantDtype !== undefined && format !== 'fake-quant') out.warn(`--fake-quant-dtype has no effect with --format ${format}`);
-    const loadSeconds = (performance.now() - started) / 1000;
     const linears = model.linears().length;
     out.log(`${model.dir}: ${describeModel(model, linears)}`);
     announceLoaders(out, model, format, settings);
+    const loadSeconds = (performance.now() - started) / 1000;
+
+    const calibrationStarted = performance.now();
+    const log = new RunLog(out);
+    const quantization = await quantize(model, bundle, { ...args.options, signal, onEvent: (e) => log.handle(e) }).catch((error: unknown) => {
+      throw explainRunError(error, args, out, signal);
+    });
+    const calibrateSeconds = (performance.now() - calibrationStarted) / 1000;
     signal.throwIfAborted();
 
     const exportStarted = performance.now();
@@ -116,34 +149,73 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     if (args.fakeQuantDtype !== undefined) saveOptions.fakeQuantDtype = args.fakeQuantDtype;
     const report = await quantization.save(args.outDir, saveOptions);
     progress.finish();
+    const keptWork = quantization.workDir !== null && args.keepWork ? quantization.workDir : null;
+    if (quantization.workDir !== null && !args.keepWork) await quantization.discard();
     const exportSeconds = (performance.now() - exportStarted) / 1000;
     const diskBytes = await directoryBytes(report.dir);
-    const seconds = { load: loadSeconds, export: exportSeconds, total: (performance.now() - started) / 1000 };
+    const seconds = { load: loadSeconds, calibrate: calibrateSeconds, export: exportSeconds, total: (performance.now() - started) / 1000 };
+    const calibration = bundle === null ? null : { bundle: bundle.path, samples: bundle.samples, tokens: bundle.totalTokens };
     out.result({
       command: NAME,
       model: { dir: model.dir, architecture: model.architecture.displayName, layout: model.layout, layers: model.config.text.numLayers, linears },
       settings,
+      ...(args.resolved.base === null ? {} : { base: args.resolved.base, importance: args.resolved.importance }),
+      calibration,
+      workDir: keptWork,
       export: report,
       diskBytes,
       seconds,
       vlmqVersion: packageVersion(),
-    }, summary(model, linears, settings, report, args, diskBytes, seconds));
+    }, summary(model, linears, args, report, calibration, keptWork, diskBytes, seconds));
   } finally {
+    await bundle?.close();
     await model.close();
   }
 }
 
+/**
+ * A run that could not start or did not finish, said in terms of the command line: a work directory
+ * in the way or from another run (exit 2), or an interruption (what was kept, and how to go on).
+ */
+function explainRunError(error: unknown, args: Arguments, out: Output, signal: AbortSignal): unknown {
+  const code = (error as { code?: unknown })?.code;
+  if (code === 'ERR_VLMQ_WORK_EXISTS') return new UsageError(`--work-dir: ${(error as Error).message}`, 'Add --resume to continue it.', { cause: error });
+  if (code === 'ERR_VLMQ_RESUME_MISMATCH') return new UsageError(`--resume: ${(error as Error).message}`, null, { cause: error });
+  if (signal.aborted) out.log(`stopped: the finished layers are kept in ${args.workDir}; run the same command with --resume to continue`);
+  return asInputError(error);
+}
+
 // --- arguments -----------------------------------------------------------------------------
 
-function parseArguments(argv: readonly string[]): Arguments {
+function parseArguments(argv: readonly string[], out: Output): Arguments {
   const { values } = parseFlags(NAME, FLAGS, argv, { names: [], required: 0 });
   const modelDir = stringFlag(NAME, values, 'model', true);
   const outDir = stringFlag(NAME, values, 'out', true);
-  const method = choice('--method', stringFlag(NAME, values, 'method') ?? 'rtn', METHODS);
-  // bits, group size and sym are checked by the layer quantizer's own validation, naming the flag.
-  const quantizerValues: FlagValues = { method: 'rtn', bits: values.bits, 'group-size': values['group-size'], sym: values.sym };
-  const { options } = quantizerOptionsFromFlags(NAME, quantizerValues);
-  const { method: _rtn, ...linearOptions } = options;
+  const calib = stringFlag(NAME, values, 'calib');
+  const workDir = stringFlag(NAME, values, 'work-dir') ?? `${resolve(outDir)}.vlmq-work`;
+    // the layer quantizer's flags, checked (naming the flag) as gptq options; the method comes below
+  const layerOptions = quantizerOptionsFromFlags(NAME, { ...values, method: undefined }).options;
+  const options: QuantizeModelOptions = { ...layerOptions, method: undefined, workDir, resume: values.resume === true };
+  const method = stringFlag(NAME, values, 'method');
+  if (method !== undefined) options.method = choice('--method', method, MODEL_METHODS);
+  const base = stringFlag(NAME, values, 'base');
+  if (base !== undefined) options.base = choice('--base', base, ['gptq', 'gptaq'] as const);
+  options.importance = {
+    norm: choice('--importance-norm', stringFlag(NAME, values, 'importance-norm') ?? 'l1', IMPORTANCE.norm),
+    power: Number(choice('--importance-power', stringFlag(NAME, values, 'importance-power') ?? '1', IMPORTANCE.power)) as 1 | 2,
+    fallback: choice('--importance-fallback', stringFlag(NAME, values, 'importance-fallback') ?? 'uniform', IMPORTANCE.fallback),
+  };
+  const memory = stringFlag(NAME, values, 'memory');
+  if (memory !== undefined) options.memory = parseByteSize('--memory', memory, 0);
+  const batchTokens = stringFlag(NAME, values, 'batch-tokens');
+  if (batchTokens !== undefined) options.batchTokens = parseInteger('--batch-tokens', batchTokens);
+  let resolved: ResolvedQuantizeOptions;
+  try {
+    resolved = resolveQuantizeOptions(options, calib !== undefined);
+  } catch (error) {
+    throw asFlagError(error, OPTION_FLAGS, helpHint(NAME));
+  }
+  checkMethodFlags(resolved.method, calib, values, out);
   const formatText = stringFlag(NAME, values, 'format');
   const format = formatText === undefined ? undefined : choice('--format', formatText, EXPORT_FORMATS);
   const dtypeText = stringFlag(NAME, values, 'fake-quant-dtype');
@@ -151,7 +223,21 @@ function parseArguments(argv: readonly string[]): Arguments {
     ? undefined
     : FAKE_QUANT_DTYPES[choice('--fake-quant-dtype', dtypeText.toLowerCase(), Object.keys(FAKE_QUANT_DTYPES) as (keyof typeof FAKE_QUANT_DTYPES)[])];
   const maxShardBytes = parseByteSize('--max-shard-size', stringFlag(NAME, values, 'max-shard-size') ?? DEFAULT_MAX_SHARD_SIZE);
-  return { modelDir, outDir, overwrite: values.overwrite === true, method, options: linearOptions, format, fakeQuantDtype, maxShardBytes };
+  return { modelDir, outDir, calib, overwrite: values.overwrite === true, options, resolved, workDir, keepWork: values['keep-work'] === true, format, fakeQuantDtype, maxShardBytes };
+}
+
+/** A calibrated method needs --calib; flags that do nothing for the method chosen are warned about. */
+function checkMethodFlags(method: ModelMethod, calib: string | undefined, values: FlagValues, out: Output): void {
+  if (method !== 'rtn' && calib === undefined) {
+    throw new UsageError(`--method ${method}: needs calibration data: --calib BUNDLE (a calibration bundle; see the README), or --method rtn for data-free round to nearest`, helpHint(NAME));
+  }
+  const ignored = [
+    ...(method === 'rtn' ? ['calib', ...CALIBRATION_FLAGS] : []),
+    ...(method === 'gptq' || method === 'gptaq' ? CALIBRATION_FLAGS.filter((f) => f === 'base' || f.startsWith('importance-')) : []),
+    ...Object.entries(QUANTIZER_FLAGS).filter(([, f]) => f.only !== undefined && method === 'rtn').map(([name]) => name),
+    ...(method !== 'gptaq' && method !== 'vlmq' ? ['alpha', 'gptaq-variant'] : []),
+  ].filter((name, i, all) => values[name] !== undefined && all.indexOf(name) === i);
+  for (const name of ignored) out.warn(`--${name} has no effect with --method ${method}`);
 }
 
 function choice<T extends string>(flag: string, text: string, allowed: readonly T[]): T {
@@ -163,15 +249,15 @@ const BYTE_UNITS: Readonly<Record<string, number>> = {
   b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
 };
 
-/** "5GB" → 5e9, "500MB" → 5e8, "4GiB" → 2³², "123" → 123 bytes; the result is a positive integer. */
-export function parseByteSize(flag: string, text: string): number {
+/** "5GB" → 5e9, "500MB" → 5e8, "4GiB" → 2³², "123" → 123 bytes; the result is an integer ≥ `min`. */
+export function parseByteSize(flag: string, text: string, min = 1): number {
   const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i.exec(text);
   const unit = match ? BYTE_UNITS[(match[2] || 'b').toLowerCase()] : undefined;
   if (!match || unit === undefined) {
     throw new UsageError(`${flag}: expected a size such as 500MB, 5GB, 4GiB or a number of bytes but received ${JSON.stringify(text)}`, helpHint(NAME));
   }
   const bytes = Math.floor(Number(match[1]) * unit);
-  if (!(bytes >= 1) || !Number.isSafeInteger(bytes)) throw new UsageError(`${flag}: expected a size of at least 1 byte but received ${JSON.stringify(text)}`, helpHint(NAME));
+  if (!(bytes >= min) || !Number.isSafeInteger(bytes)) throw new UsageError(`${flag}: expected a size of at least ${min} byte${min === 1 ? '' : 's'} but received ${JSON.stringify(text)}`, helpHint(NAME));
   return bytes;
 }
 
@@ -192,20 +278,12 @@ async function checkOutputDirectory({ modelDir, outDir, overwrite }: Arguments):
   }
 }
 
-/** quantize(), with the calibrated methods of later releases reported as a usage error naming --method. */
-async function quantizeOrExplain(model: Model, args: Arguments): Promise<QuantizationRun> {
-  try {
-    return await quantize(model, null, { ...args.options, method: args.method });
-  } catch (error) {
-    if ((error as { code?: unknown })?.code === 'ERR_VLMQ_UNSUPPORTED') {
-      throw new UsageError(
-        `--method ${args.method}: needs calibration data, which arrives with the calibration pipeline (not in this release); use --method rtn (data-free round to nearest)`,
-        helpHint(NAME),
-        { cause: error },
-      );
-    }
-    throw error;
-  }
+/** --calib: an existing file. */
+async function checkInputFile(label: string, path: string): Promise<void> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message} (given as ${label})`, null, { cause: error });
+  });
+  if (!info.isFile()) throw new UsageError(`${path}: is not a file (given as ${label})`);
 }
 
 // --- output --------------------------------------------------------------------------------
@@ -251,16 +329,26 @@ function describeFormat(report: ExportReport, args: Arguments): string {
   return `fake-quant (${dtype === 'original' ? 'original dtype' : dtype})`;
 }
 
-function summary(model: Model, linears: number, settings: QuantizationSettings, report: ExportReport, args: Arguments, diskBytes: number, s: Record<string, number>): string {
+interface CalibrationSummary {
+  bundle: string;
+  samples: number;
+  tokens: number;
+}
+
+function summary(model: Model, linears: number, args: Arguments, report: ExportReport, calibration: CalibrationSummary | null, workDir: string | null, diskBytes: number, s: Record<string, number>): string {
+  const { settings, base, importance } = args.resolved;
+  const method = base === null || settings.method !== 'vlmq' ? '' : ` on ${base}; factors ${importance!.norm}, weight g${importance!.power === 2 ? '²' : ''}, ${importance!.fallback} fallback`;
   return formatFields([
     ['model', `${model.dir} (${describeModel(model, linears)})`],
-    ['settings', describeSettings(settings)],
+    ['settings', `${describeSettings(settings)}${settings.actOrder ? ', act-order' : ''}${method}`],
+    ...(calibration ? [['calibration', `${calibration.bundle} (${calibration.samples} samples, ${calibration.tokens} tokens)`] as const] : []),
+    ...(workDir ? [['work dir', `${workDir} (kept)`] as const] : []),
     ['format', describeFormat(report, args)],
     ['output', report.dir],
     ['files', describeFiles(report)],
     ['size', `${formatBytes(report.tensorBytes)} of tensors, ${formatBytes(diskBytes)} on disk`],
     ['copied', report.copied.length ? report.copied.join(', ') : 'none (no tokenizer or processor files in --model)'],
-    ['seconds', `load ${formatSeconds(s.load)}, export ${formatSeconds(s.export)}; total ${formatSeconds(s.total)}`],
+    ['seconds', `load ${formatSeconds(s.load)}, ${calibration ? `calibrate ${formatSeconds(s.calibrate)}, ` : ''}export ${formatSeconds(s.export)}; total ${formatSeconds(s.total)}`],
   ]);
 }
 

@@ -81,6 +81,7 @@ export async function calibratedLoop(model: Model, bundle: CalibrationBundle, st
     s.onEvent?.({ type: 'start', method: s.method, base: s.base, layers, samples: bundle.samples, tokens: bundle.totalTokens, resumedLayers: store.completed, spilledSamples: full.spilled + quantized.spilled });
     const streams = { full, quantized };
     for (let layer = 0; layer < store.completed; layer++) {
+      s.signal?.throwIfAborted();
       const t0 = performance.now();
       await replayLayer(model, layer, store, batches, streams);
       s.onEvent?.({ type: 'replay', layer, seconds: (performance.now() - t0) / 1000 });
@@ -137,7 +138,6 @@ async function quantizeLayer(model: Model, layer: number, store: LayerStore, bat
     const records = [];
     const linears = new Map(model.layerLinears(layer).map((l) => [l.module, l]));
     for (const group of MODULE_GROUPS) {
-      s.signal?.throwIfAborted();
       const accumulators = await groupStatistics(group.map((m) => linears.get(m)!), batches, streams, fp, q, crossTerm, factors, clock);
       try {
         for (const module of group) {
@@ -149,6 +149,7 @@ async function quantizeLayer(model: Model, layer: number, store: LayerStore, bat
             type: 'module', layer, module, loss: result.loss, percdamp: result.damping.percdamp, lambda: result.damping.lambda,
             fallback: result.fallback !== null, deadColumns: result.deadColumns, seconds: result.seconds.prepare + result.seconds.factor + result.seconds.sweep, tokens: totalTokens,
           });
+          s.signal?.throwIfAborted();
         }
       } finally {
         for (const acc of new Set(accumulators.values())) acc.dispose();
@@ -210,7 +211,8 @@ async function groupStatistics(
 
 async function quantizeModule(model: Model, linear: LinearSpec, acc: HessianAccumulator, s: LoopSettings, crossTerm: boolean, clock: PhaseClock): Promise<LinearQuantization> {
   const { weight } = await model.readLinear(linear);
-  const result = await quantizeLinear(weight, acc, { ...s.linear, method: crossTerm ? 'gptaq' : 'gptq', signal: s.signal });
+  // No signal here: a stop request takes effect between modules, never inside one.
+  const result = await quantizeLinear(weight, acc, { ...s.linear, method: crossTerm ? 'gptaq' : 'gptq' });
   clock.totals.factor += result.seconds.prepare + result.seconds.factor;
   clock.totals.sweep += result.seconds.sweep;
   return result;

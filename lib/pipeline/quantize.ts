@@ -11,14 +11,17 @@ import { type ExportFormat, type ExportReport, type QuantizationSettings, type Q
 import type { GptqBits } from '../io/gptq-pack.js';
 import type { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
+import type { NativeLinearOptions } from '../native/binding.js';
 import { type QuantizeLinearOptions, resolveLinearOptions } from '../quant/options.js';
 import { quantizeLinear } from '../quant/quantize-linear.js';
-import { type PipelineEvent, calibratedLoop } from './calibrated.js';
+import { type CalibratedMethod, type PipelineEvent, calibratedLoop } from './calibrated.js';
 import { runFingerprint } from './fingerprint.js';
 import type { ImportanceOptions } from './importance.js';
 import { LayerStore } from './store.js';
 
-export type ModelMethod = 'rtn' | 'gptq' | 'gptaq' | 'vlmq';
+export const MODEL_METHODS = ['rtn', 'gptq', 'gptaq', 'vlmq'] as const;
+export type ModelMethod = (typeof MODEL_METHODS)[number];
+const DEFAULT_IMPORTANCE: ImportanceOptions = { norm: 'l1', power: 1, fallback: 'uniform' };
 
 export interface QuantizeModelOptions extends Omit<QuantizeLinearOptions, 'method' | 'onProgress'> {
   /** Default vlmq with a calibration set, rtn without. */
@@ -73,34 +76,63 @@ export class QuantizationRun {
   }
 }
 
-export async function quantize(model: Model, calibration: CalibrationBundle | null, options: QuantizeModelOptions = {}): Promise<QuantizationRun> {
-  const method = options.method ?? (calibration ? 'vlmq' : 'rtn');
-  if (method === 'rtn') return quantizeRtn(model, options);
-  if (!calibration) throw invalidParameterError('calibration', `a calibration bundle (method ${method} needs calibration data)`, calibration);
-  checkBundle(model, calibration);
-  const base = options.base ?? (method === 'gptq' ? 'gptq' : method === 'gptaq' ? 'gptaq' : options.bits === 2 ? 'gptq' : 'gptaq');
+/** Every option of a run, checked and with its defaults filled in. */
+export interface ResolvedQuantizeOptions {
+  method: ModelMethod;
+  /** The sweep the calibrated methods run (null for RTN). */
+  base: 'gptq' | 'gptaq' | null;
+  linear: NativeLinearOptions;
+  importance: ImportanceOptions | null;
+  batchTokens: number;
+  memory: number;
+  /** What the checkpoint's quantization_config records. */
+  settings: QuantizationSettings;
+}
+
+/**
+ * Checks the options of a run and fills in the defaults, before any work: a CLI can report the
+ * settings (and which loaders take them) and every bad option ahead of a long calibration.
+ */
+export function resolveQuantizeOptions(options: QuantizeModelOptions, withCalibration: boolean): ResolvedQuantizeOptions {
+  const method = options.method ?? (withCalibration ? 'vlmq' : 'rtn');
+  if (!(MODEL_METHODS as readonly string[]).includes(method)) throw invalidParameterError('method', MODEL_METHODS.join(', '), method);
   if (method !== 'vlmq' && options.base !== undefined && options.base !== method) throw invalidParameterError('base', `${method} (only vlmq chooses a base)`, options.base);
-  const { method: _m, base: _b, importance: imp, batchTokens = 4096, memory = 4 * 2 ** 30, workDir, resume = false, onEvent, signal, ...rest } = options;
-  const linear = resolveLinearOptions({ ...rest, method: base });
+  const { method: _m, base: _b, importance: imp, batchTokens = 4096, memory = 4 * 2 ** 30, workDir: _w, resume: _r, onEvent: _e, signal: _s, ...rest } = options;
+  const base = method === 'rtn' ? null : method === 'vlmq' ? (options.base ?? (options.bits === 2 ? 'gptq' : 'gptaq')) : method;
+  if (base !== null && base !== 'gptq' && base !== 'gptaq') throw invalidParameterError('base', "'gptq' or 'gptaq'", base);
+  const linear = resolveLinearOptions({ ...rest, method: base ?? 'rtn' });
   const importance: ImportanceOptions = { norm: imp?.norm ?? 'l1', power: imp?.power ?? 1, fallback: imp?.fallback ?? 'uniform' };
   if (!['l1', 'l2'].includes(importance.norm)) throw invalidParameterError('importance.norm', "'l1' or 'l2'", importance.norm);
   if (![1, 2].includes(importance.power)) throw invalidParameterError('importance.power', '1 or 2', importance.power);
   if (!['uniform', 'rtn-probe'].includes(importance.fallback)) throw invalidParameterError('importance.fallback', "'uniform' or 'rtn-probe'", importance.fallback);
-  if (!Number.isInteger(batchTokens) || batchTokens < 1) throw invalidParameterError('batchTokens', 'a positive integer', batchTokens);
-  if (!(memory >= 0)) throw invalidParameterError('memory', 'a number of bytes ≥ 0', memory);
-
-  const recorded = { method, base, linear, importance: method === 'vlmq' ? importance : null, batchTokens };
-  const fingerprint = await runFingerprint(model, calibration, recorded);
-  const dir = workDir ?? join(tmpdir(), `vlmq-run-${fingerprint.slice(0, 16)}`);
-  const store = await LayerStore.open(dir, fingerprint, model.config.text.numLayers, resume);
-  await calibratedLoop(model, calibration, store, {
-    method, base, linear: { ...linear, signal }, importance, batchTokens, memoryBytes: memory, spillDir: dir, signal, onEvent,
-  });
+  if (!Number.isSafeInteger(batchTokens) || batchTokens < 1) throw invalidParameterError('batchTokens', 'a positive integer', batchTokens);
+  if (!(Number.isSafeInteger(memory) && memory >= 0)) throw invalidParameterError('memory', 'a whole number of bytes ≥ 0', memory);
   const settings: QuantizationSettings = {
-    method, bits: linear.bits as GptqBits, groupSize: linear.groupSize, sym: linear.sym, actOrder: linear.actOrder,
+    method, bits: linear.bits as GptqBits, groupSize: linear.groupSize, sym: linear.sym, actOrder: method !== 'rtn' && linear.actOrder,
     staticGroups: linear.staticGroups, percdamp: linear.percdamp, trueSequential: true,
   };
-  return new QuantizationRun(model, settings, store.source(), dir);
+  return { method, base, linear, importance: method === 'vlmq' ? importance : null, batchTokens, memory, settings };
+}
+
+/**
+ * Quantizes the language model of `model`: RTN without calibration data (computed as the export
+ * writes each linear), GPTQ, GPTAQ or VLMQ over a calibration bundle, layer by layer into a work
+ * directory (resumable, read by QuantizationRun.save).
+ */
+export async function quantize(model: Model, calibration: CalibrationBundle | null, options: QuantizeModelOptions = {}): Promise<QuantizationRun> {
+  const run = resolveQuantizeOptions(options, calibration !== null);
+  if (run.method === 'rtn') return quantizeRtn(model, run);
+  if (!calibration) throw invalidParameterError('calibration', `a calibration bundle (method ${run.method} needs calibration data)`, calibration);
+  checkBundle(model, calibration);
+  const { method, base, linear, importance, batchTokens, memory } = run;
+  const fingerprint = await runFingerprint(model, calibration, { method, base, linear, importance, batchTokens });
+  const dir = options.workDir ?? join(tmpdir(), `vlmq-run-${fingerprint.slice(0, 16)}`);
+  const store = await LayerStore.open(dir, fingerprint, model.config.text.numLayers, options.resume ?? false);
+  await calibratedLoop(model, calibration, store, {
+    method: method as CalibratedMethod, base: base!, linear, importance: importance ?? DEFAULT_IMPORTANCE, batchTokens, memoryBytes: memory, spillDir: dir,
+    signal: options.signal, onEvent: options.onEvent,
+  });
+  return new QuantizationRun(model, run.settings, store.source(), dir);
 }
 
 function checkBundle(model: Model, bundle: CalibrationBundle): void {
@@ -112,19 +144,12 @@ function checkBundle(model: Model, bundle: CalibrationBundle): void {
   }
 }
 
-function quantizeRtn(model: Model, options: QuantizeModelOptions): QuantizationRun {
-  const { method: _m, base, importance, batchTokens, memory, workDir, resume, onEvent, ...linearOptions } = options;
-  void [base, importance, batchTokens, memory, workDir, resume, onEvent];
-  const resolved = resolveLinearOptions({ ...linearOptions, method: 'rtn' });
-  const settings: QuantizationSettings = {
-    method: 'rtn', bits: resolved.bits as GptqBits, groupSize: resolved.groupSize, sym: resolved.sym,
-    actOrder: false, staticGroups: resolved.staticGroups, percdamp: resolved.percdamp, trueSequential: true,
-  };
+function quantizeRtn(model: Model, run: ResolvedQuantizeOptions): QuantizationRun {
   const source: QuantizedSource = {
     async get(linear: LinearSpec): Promise<QuantizedLinearData> {
       const { weight } = await model.readLinear(linear);
-      return quantizeLinear(weight, null, { ...linearOptions, method: 'rtn' });
+      return quantizeLinear(weight, null, run.linear);
     },
   };
-  return new QuantizationRun(model, settings, source);
+  return new QuantizationRun(model, run.settings, source);
 }
