@@ -1,9 +1,11 @@
-// `npm run bench [-- --quick] [-- --json FILE] [hessian|cholesky|sweep ...]`: runs the kernel
-// benchmarks and prints each figure with its baseline and target. Record results in RESULTS.md.
+// `npm run bench [-- --quick] [-- --json FILE] [hessian|cholesky|sweep|pipeline|modality ...]`: runs
+// the benchmarks and prints each figure with its baseline and target. Record results in RESULTS.md.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { choleskyBenchmarks } from './cholesky.js';
 import { hessianBenchmarks } from './hessian.js';
+import { modalityBenchmarks } from './modality.js';
+import { pipelineBenchmarks } from './pipeline.js';
 import { sweepBenchmarks } from './sweep.js';
 import { type BenchOptions, type Row, machine, printTable } from './util.js';
 
@@ -11,6 +13,8 @@ const suites: Record<string, (o: BenchOptions) => Promise<Row[]>> = {
   hessian: hessianBenchmarks,
   cholesky: choleskyBenchmarks,
   sweep: sweepBenchmarks,
+  pipeline: pipelineBenchmarks,
+  modality: modalityBenchmarks,
 };
 
 const { values, positionals } = parseArgs({

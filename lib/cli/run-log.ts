@@ -4,7 +4,7 @@
 // layers of a resumed run are not counted, they take a fraction of a quantized layer's time.
 import { performance } from 'node:perf_hooks';
 import { MODULE_GROUPS } from '../models/decoder.js';
-import type { Phase, PipelineEvent } from '../pipeline/calibrated.js';
+import type { ModalityMeans, Phase, PipelineEvent } from '../pipeline/calibrated.js';
 import { type Output, formatSeconds } from './output.js';
 
 const MODULES_PER_LAYER = MODULE_GROUPS.flat().length;
@@ -55,7 +55,7 @@ export class RunLog {
       case 'replay':
         return `${at(e.layer)} replayed (finished earlier) in ${formatSeconds(e.seconds)}`;
       case 'importance':
-        return `${at(e.layer)} importance: block loss ${e.loss.toExponential(3)}${e.fallback ? `, factors from the ${e.fallback} fallback` : ''} (${formatSeconds(e.seconds)})`;
+        return `${at(e.layer)} importance: block loss ${e.loss.toExponential(3)}${e.fallback ? `, factors from the ${e.fallback} fallback` : ''}${describeMeans(e.meanByModality)} (${formatSeconds(e.seconds)})`;
       case 'module': {
         const eta = this.eta;
         const notes = [e.fallback ? 'RTN fallback' : '', e.deadColumns > 0 ? `${e.deadColumns} dead columns` : ''].filter(Boolean).join(', ');
@@ -69,7 +69,17 @@ export class RunLog {
   }
 }
 
-/** "forward 40%, importance 10%, …" of a layer's time. */
+/** "; mean factor text/image q 1.62/0.93, k …" when the set has more than one modality. */
+function describeMeans(means: ModalityMeans): string {
+  const kinds = Object.keys(means) as (keyof ModalityMeans)[];
+  if (kinds.length < 2) return '';
+  const projections = ['q', 'k', 'v', 'o'] as const;
+  return `; mean factor ${kinds.join('/')} ${projections.map((p) => `${p} ${kinds.map((k) => means[k]![p].toFixed(2)).join('/')}`).join(', ')}`;
+}
+
+/** "forward 40%, importance 10%, …, other 3%" of a layer's time (other: loading weights, storing the layer). */
 export function describePhases(phases: Record<Phase, number>, seconds: number): string {
-  return Object.entries(phases).map(([phase, s]) => `${phase} ${seconds > 0 ? Math.round((100 * s) / seconds) : 0}%`).join(', ');
+  const share = (s: number) => `${seconds > 0 ? Math.round((100 * s) / seconds) : 0}%`;
+  const other = Math.max(0, seconds - Object.values(phases).reduce((a, b) => a + b, 0));
+  return [...Object.entries(phases).map(([phase, s]) => `${phase} ${share(s)}`), `other ${share(other)}`].join(', ');
 }

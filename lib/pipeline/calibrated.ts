@@ -10,7 +10,7 @@
 import { HessianAccumulator } from '../quant/hessian-accumulator.js';
 import { quantizeLinear, type LinearQuantization } from '../quant/quantize-linear.js';
 import type { QuantizeLinearOptions } from '../quant/options.js';
-import type { CalibrationBundle } from '../data/bundle.js';
+import { type CalibrationBundle, MODALITY } from '../data/bundle.js';
 import type { Model } from '../models/model.js';
 import { MODULE_GROUPS } from '../models/decoder.js';
 import type { LinearName, LinearSpec } from '../models/types.js';
@@ -35,12 +35,15 @@ export interface LoopSettings {
   onEvent?: (event: PipelineEvent) => void;
 }
 
-export type Phase = 'forward' | 'importance' | 'statistics' | 'factor' | 'sweep';
+/** Mean token weight per projection over the tokens of each modality (1 overall before the weight power). */
+export type ModalityMeans = Partial<Record<keyof typeof MODALITY, Record<ImportanceProjection, number>>>;
+
+export type Phase = 'forward' | 'importance' | 'statistics' | 'cholesky' | 'sweep';
 
 export type PipelineEvent =
   | { type: 'start'; method: CalibratedMethod; base: 'gptq' | 'gptaq'; layers: number; samples: number; tokens: number; resumedLayers: number; spilledSamples: number }
   | { type: 'replay'; layer: number; seconds: number }
-  | { type: 'importance'; layer: number; loss: number; fallback: 'uniform' | 'rtn-probe' | null; seconds: number }
+  | { type: 'importance'; layer: number; loss: number; fallback: 'uniform' | 'rtn-probe' | null; meanByModality: ModalityMeans; seconds: number }
   | { type: 'module'; layer: number; module: LinearName; loss: number; percdamp: number; lambda: number; fallback: boolean; deadColumns: number; seconds: number; tokens: number }
   | { type: 'layer'; layer: number; layers: number; seconds: number; phases: Record<Phase, number> }
   | { type: 'done'; seconds: number };
@@ -51,7 +54,7 @@ const STAGE: Readonly<Record<LinearName, DecoderStage>> = {
 };
 
 class PhaseClock {
-  readonly totals: Record<Phase, number> = { forward: 0, importance: 0, statistics: 0, factor: 0, sweep: 0 };
+  readonly totals: Record<Phase, number> = { forward: 0, importance: 0, statistics: 0, cholesky: 0, sweep: 0 };
   async time<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
     const t0 = performance.now();
     try {
@@ -62,33 +65,47 @@ class PhaseClock {
   }
 }
 
+/** What every step of a run works on. */
+interface Run {
+  model: Model;
+  store: LayerStore;
+  batches: readonly Batch[];
+  streams: Streams;
+  /** Modality of every token of the calibration set, in batch order (0 text, 1 image, 2 video). */
+  modality: Uint8Array;
+  s: LoopSettings;
+}
+
+type Streams = { full: SampleStore; quantized: SampleStore };
+
 export async function calibratedLoop(model: Model, bundle: CalibrationBundle, store: LayerStore, s: LoopSettings): Promise<void> {
   const started = performance.now();
   const H = model.config.text.hiddenSize;
   const tokens = Array.from({ length: bundle.samples }, (_, i) => bundle.tokens(i));
   const positions: Int32Array[] = [];
+  const modality = new Uint8Array(bundle.totalTokens);
   const full = await SampleStore.create('F', tokens, H, s.memoryBytes / 2, `${s.spillDir}/full.f32`);
   const quantized = await SampleStore.create('U', tokens, H, s.memoryBytes / 2, `${s.spillDir}/quantized.f32`);
   try {
-    for (let i = 0; i < bundle.samples; i++) {
+    for (let i = 0, first = 0; i < bundle.samples; first += tokens[i], i++) {
       const sample = await bundle.read(i);
       positions.push(sample.positions);
+      modality.set(sample.modality, first);
       await full.set(i, sample.embeddings);
       await quantized.set(i, sample.embeddings);
     }
-    const batches = packBatches(positions, tokens, bundle.positionRows, s.batchTokens);
+    const run: Run = { model, store, batches: packBatches(positions, tokens, bundle.positionRows, s.batchTokens), streams: { full, quantized }, modality, s };
     const layers = model.config.text.numLayers;
     s.onEvent?.({ type: 'start', method: s.method, base: s.base, layers, samples: bundle.samples, tokens: bundle.totalTokens, resumedLayers: store.completed, spilledSamples: full.spilled + quantized.spilled });
-    const streams = { full, quantized };
     for (let layer = 0; layer < store.completed; layer++) {
       s.signal?.throwIfAborted();
       const t0 = performance.now();
-      await replayLayer(model, layer, store, batches, streams);
+      await replayLayer(run, layer);
       s.onEvent?.({ type: 'replay', layer, seconds: (performance.now() - t0) / 1000 });
     }
     for (let layer = store.completed; layer < layers; layer++) {
       s.signal?.throwIfAborted();
-      await quantizeLayer(model, layer, store, batches, streams, bundle.totalTokens, s);
+      await quantizeLayer(run, layer);
     }
     s.onEvent?.({ type: 'done', seconds: (performance.now() - started) / 1000 });
   } finally {
@@ -97,12 +114,10 @@ export async function calibratedLoop(model: Model, bundle: CalibrationBundle, st
   }
 }
 
-type Streams = { full: SampleStore; quantized: SampleStore };
-
 const batchRows = (b: Batch, stream: SampleStore) => Promise.all(b.samples.map((i) => stream.get(i))).then((rows) => gather(b, rows, stream.hidden));
 
 /** Both streams through one layer: F with its full-precision weights, U with the quantized ones. */
-async function advance(batches: readonly Batch[], streams: Streams, fp: DecoderLayer, q: DecoderLayer): Promise<void> {
+async function advance({ batches, streams }: Run, fp: DecoderLayer, q: DecoderLayer): Promise<void> {
   for (const b of batches) {
     const [u, f] = [await q.forward(await batchRows(b, streams.quantized), b), await fp.forward(await batchRows(b, streams.full), b)];
     const H = streams.full.hidden;
@@ -112,33 +127,34 @@ async function advance(batches: readonly Batch[], streams: Streams, fp: DecoderL
 }
 
 /** A finished layer again, forward only: the streams continue exactly as the interrupted run left them. */
-async function replayLayer(model: Model, layer: number, store: LayerStore, batches: readonly Batch[], streams: Streams): Promise<void> {
-  const fp = await DecoderLayer.load(model, layer);
-  const q = await DecoderLayer.load(model, layer);
+async function replayLayer(run: Run, layer: number): Promise<void> {
+  const fp = await DecoderLayer.load(run.model, layer);
+  const q = await DecoderLayer.load(run.model, layer);
   try {
-    for (const linear of model.layerLinears(layer)) {
-      const { dequantized } = await store.readLinear(linear);
+    for (const linear of run.model.layerLinears(layer)) {
+      const { dequantized } = await run.store.readLinear(linear);
       await q.setLinear(linear.module, dequantized, [linear.outFeatures, linear.inFeatures]);
     }
-    await advance(batches, streams, fp, q);
+    await advance(run, fp, q);
   } finally {
     fp.dispose();
     q.dispose();
   }
 }
 
-async function quantizeLayer(model: Model, layer: number, store: LayerStore, batches: readonly Batch[], streams: Streams, totalTokens: number, s: LoopSettings): Promise<void> {
+async function quantizeLayer(run: Run, layer: number): Promise<void> {
+  const { model, s } = run;
   const started = performance.now();
   const clock = new PhaseClock();
   const fp = await DecoderLayer.load(model, layer);
   const q = await DecoderLayer.load(model, layer);
   try {
-    const factors = s.method === 'vlmq' ? await clock.time('importance', () => importanceOf(model, layer, fp, batches, streams, totalTokens, s)) : null;
+    const factors = s.method === 'vlmq' ? await clock.time('importance', () => importanceOf(run, layer, fp)) : null;
     const crossTerm = s.method === 'gptaq' || (s.method === 'vlmq' && s.base === 'gptaq');
     const records = [];
     const linears = new Map(model.layerLinears(layer).map((l) => [l.module, l]));
     for (const group of MODULE_GROUPS) {
-      const accumulators = await groupStatistics(group.map((m) => linears.get(m)!), batches, streams, fp, q, crossTerm, factors, clock);
+      const accumulators = await groupStatistics(run, group.map((m) => linears.get(m)!), fp, q, crossTerm, factors, clock);
       try {
         for (const module of group) {
           const linear = linears.get(module)!;
@@ -147,7 +163,7 @@ async function quantizeLayer(model: Model, layer: number, store: LayerStore, bat
           records.push(record(linear, result));
           s.onEvent?.({
             type: 'module', layer, module, loss: result.loss, percdamp: result.damping.percdamp, lambda: result.damping.lambda,
-            fallback: result.fallback !== null, deadColumns: result.deadColumns, seconds: result.seconds.prepare + result.seconds.factor + result.seconds.sweep, tokens: totalTokens,
+            fallback: result.fallback !== null, deadColumns: result.deadColumns, seconds: result.seconds.prepare + result.seconds.factor + result.seconds.sweep, tokens: run.modality.length,
           });
           s.signal?.throwIfAborted();
         }
@@ -155,8 +171,8 @@ async function quantizeLayer(model: Model, layer: number, store: LayerStore, bat
         for (const acc of new Set(accumulators.values())) acc.dispose();
       }
     }
-    await clock.time('forward', () => advance(batches, streams, fp, q));
-    await store.writeLayer(layer, records);
+    await clock.time('forward', () => advance(run, fp, q));
+    await run.store.writeLayer(layer, records);
     s.onEvent?.({ type: 'layer', layer, layers: model.config.text.numLayers, seconds: (performance.now() - started) / 1000, phases: clock.totals });
   } finally {
     fp.dispose();
@@ -164,12 +180,25 @@ async function quantizeLayer(model: Model, layer: number, store: LayerStore, bat
   }
 }
 
-async function importanceOf(model: Model, layer: number, fp: DecoderLayer, batches: readonly Batch[], streams: Streams, totalTokens: number, s: LoopSettings) {
+async function importanceOf({ model, batches, streams, modality, s }: Run, layer: number, fp: DecoderLayer) {
   const t0 = performance.now();
   const { bits, groupSize, sym, mse, fp32Scales, staticGroups } = s.linear;
-  const result = await layerImportance(model, layer, fp, batches, streams, batchRows, totalTokens, s.importance, { bits, groupSize, sym, mse, fp32Scales, staticGroups });
-  s.onEvent?.({ type: 'importance', layer, loss: result.loss, fallback: result.fallback, seconds: (performance.now() - t0) / 1000 });
+  const result = await layerImportance(model, layer, fp, batches, streams, batchRows, modality.length, s.importance, { bits, groupSize, sym, mse, fp32Scales, staticGroups });
+  s.onEvent?.({ type: 'importance', layer, loss: result.loss, fallback: result.fallback, meanByModality: meanByModality(result.weights, modality), seconds: (performance.now() - t0) / 1000 });
   return result.weights;
+}
+
+/** The mean token weight of each projection over the text, image and video tokens present. */
+function meanByModality(weights: Record<ImportanceProjection, Float32Array>, modality: Uint8Array): ModalityMeans {
+  const out: ModalityMeans = {};
+  for (const [name, code] of Object.entries(MODALITY) as [keyof typeof MODALITY, number][]) {
+    let count = 0;
+    for (const m of modality) count += m === code ? 1 : 0;
+    if (count === 0) continue;
+    const mean = (g: Float32Array) => g.reduce((sum, v, t) => sum + (modality[t] === code ? v : 0), 0) / count;
+    out[name] = { q: mean(weights.q), k: mean(weights.k), v: mean(weights.v), o: mean(weights.o) };
+  }
+  return out;
 }
 
 /**
@@ -177,9 +206,8 @@ async function importanceOf(model: Model, layer: number, fp: DecoderLayer, batch
  * accumulator (all of a group unless VLMQ weights q, k and v differently).
  */
 async function groupStatistics(
+  { batches, streams }: Run,
   group: LinearSpec[],
-  batches: readonly Batch[],
-  streams: Streams,
   fp: DecoderLayer,
   q: DecoderLayer,
   crossTerm: boolean,
@@ -213,7 +241,7 @@ async function quantizeModule(model: Model, linear: LinearSpec, acc: HessianAccu
   const { weight } = await model.readLinear(linear);
   // No signal here: a stop request takes effect between modules, never inside one.
   const result = await quantizeLinear(weight, acc, { ...s.linear, method: crossTerm ? 'gptaq' : 'gptq' });
-  clock.totals.factor += result.seconds.prepare + result.seconds.factor;
+  clock.totals.cholesky += result.seconds.prepare + result.seconds.factor;
   clock.totals.sweep += result.seconds.sweep;
   return result;
 }

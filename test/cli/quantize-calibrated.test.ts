@@ -84,7 +84,7 @@ t.test('for people: a line per module with an ETA, one per layer with its phases
   t.equal(run.code, 0, run.stderr);
   t.match(run.stderr, /^calibration: 6 samples, 156 tokens; gptq, 3 layers$/m);
   t.match(run.stderr, /^layer 0\/3 k_proj +loss \d\.\d{3}e[+-]\d+ +damp 0\.01 +[\d.]+s +ETA [\d.]+s$/m);
-  t.match(run.stderr, /^layer 2\/3 done in [\d.]+s: forward \d+%, importance 0%, statistics \d+%, factor \d+%, sweep \d+%$/m);
+  t.match(run.stderr, /^layer 2\/3 done in [\d.]+s: forward \d+%, importance 0%, statistics \d+%, cholesky \d+%, sweep \d+%, other \d+%$/m);
   t.match(run.stdout, /^calibration: .*calib\.safetensors \(6 samples, 156 tokens\)$/m);
   t.match(run.stdout, /^work dir: +.*human\.vlmq-work \(kept\)$/m);
   t.match(run.stdout, /^seconds: +load [\d.]+s, calibrate [\d.]+s, export [\d.]+s; total [\d.]+s$/m);
