@@ -4,7 +4,7 @@
 // rtn-probe fallback, quality against RTN on held-out samples, events, and errors that name
 // what is wrong.
 import t from 'tap';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle, type BundleSample } from '../lib/data/bundle.js';
@@ -118,6 +118,12 @@ t.test('a work directory is resumed only on request, and only by the same run', 
   await t.rejects(quantize(model, bundle, { method: 'gptq', bits: 4, workDir: work }), { code: 'ERR_VLMQ_WORK_EXISTS', message: /unfinished run \(1 of 3 layers\)/ });
   await t.rejects(quantize(model, bundle, { method: 'gptq', bits: 3, workDir: work, resume: true }), { code: 'ERR_VLMQ_RESUME_MISMATCH', message: new RegExp(work) });
   await t.rejects(quantize(model, bundle, { method: 'gptaq', bits: 4, workDir: work, resume: true }), { code: 'ERR_VLMQ_RESUME_MISMATCH' });
+  const state = await readFile(join(work, 'state.json'), 'utf8');
+  for (const garbage of ['{"version": 1', '{"version": 2}', JSON.stringify({ ...JSON.parse(state), completed: 9 })]) {
+    await writeFile(join(work, 'state.json'), garbage);
+    await t.rejects(quantize(model, bundle, { method: 'gptq', bits: 4, workDir: work, resume: true }), { code: 'ERR_VLMQ_BAD_FILE', message: /state\.json: .*remove the directory to start over/ }, garbage);
+  }
+  await writeFile(join(work, 'state.json'), state);
   const resumed = await quantize(model, bundle, { method: 'gptq', bits: 4, workDir: work, resume: true });
   t.ok(sameCodes(await codesOf(resumed), await codesOf(await run({ method: 'gptq', bits: 4 }))), 'and then completes as a fresh run would');
 });
@@ -166,6 +172,16 @@ t.test('the rtn-probe fallback gives layer 0 informative factors', async (t) => 
   t.match(importance[0], { layer: 0, fallback: 'rtn-probe' });
   t.ok((importance[0] as { loss: number }).loss > 0, 'the probe has a block loss');
   t.ok(importance.slice(1).every((e) => e.type === 'importance' && e.fallback === null && e.loss > 0), 'later layers use their own loss');
+  // the per-modality means, weighted by the token counts, give back the overall mean of 1
+  const counts = { text: 0, image: 0 };
+  for (let i = 0; i < bundle.samples; i++) for (const m of (await bundle.read(i)).modality) counts[m === 0 ? 'text' : 'image']++;
+  for (const e of importance) {
+    if (e.type !== 'importance') continue;
+    for (const p of ['q', 'k', 'v', 'o'] as const) {
+      const overall = (counts.text * e.meanByModality.text![p] + counts.image * e.meanByModality.image![p]) / (counts.text + counts.image);
+      t.ok(Math.abs(overall - 1) < 1e-5, `layer ${e.layer} ${p}: factors have mean 1 (${overall})`);
+    }
+  }
   const uniform = await codesOf(await run({ method: 'vlmq', bits: 3 }));
   t.notOk(sameCodes(probe, uniform, (k) => k === '0.q_proj'), 'layer 0 differs from the uniform fallback');
 });

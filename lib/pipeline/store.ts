@@ -2,7 +2,7 @@
 // scales, zero points and g_idx of its linears, with their statistics) and state.json with the
 // run's fingerprint. It makes runs resumable, and the export reads the quantized model from it.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VlmqError } from '../errors.js';
 import type { QuantizedLinearData, QuantizedSource } from '../io/export.js';
@@ -91,19 +91,8 @@ export class LayerStore {
     }
   }
 
-  /** Per-module statistics of a finished layer. */
-  async layerStats(layer: number): Promise<Record<string, Record<string, unknown>>> {
-    const file = await SafetensorsFile.open(join(this.dir, layerFile(layer)));
-    await file.close();
-    return JSON.parse(file.metadata?.vlmq_stats ?? '{}') as Record<string, Record<string, unknown>>;
-  }
-
   source(): QuantizedSource {
     return { get: (linear) => this.readLinear(linear) };
-  }
-
-  remove(): Promise<void> {
-    return rm(this.dir, { recursive: true, force: true });
   }
 
   private async saveState(): Promise<void> {
@@ -114,13 +103,19 @@ export class LayerStore {
 }
 
 async function readState(dir: string): Promise<State | null> {
-  const exists = await stat(join(dir, STATE)).then(() => true, () => false);
+  const path = join(dir, STATE);
+  const exists = await stat(path).then(() => true, () => false);
   if (!exists) return null;
+  let state: Partial<State>;
   try {
-    return JSON.parse(await readFile(join(dir, STATE), 'utf8')) as State;
+    state = JSON.parse(await readFile(path, 'utf8')) as Partial<State>;
   } catch (error) {
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${join(dir, STATE)}: unreadable (${(error as Error).message})`);
+    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: unreadable (${(error as Error).message}); remove the directory to start over`);
   }
+  const valid = state?.version === 1 && typeof state.fingerprint === 'string' && Number.isSafeInteger(state.layers) && Number.isSafeInteger(state.completed) &&
+    state.completed! >= 0 && state.completed! <= state.layers!;
+  if (!valid) throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: not the state of a vlmq run (version 1, fingerprint, layers, completed); remove the directory to start over`);
+  return state as State;
 }
 
 /** scale[g] · (code − zero[g]) in f32, exactly as the native quantizer computes it. */
