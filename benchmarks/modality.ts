@@ -11,7 +11,8 @@
 // last layer's output on held-out samples of the same distribution, on text tokens, on vision
 // tokens and overall, VLMQ's error relative to each baseline, and its mean factors per modality.
 import { type ModalityMeans, type ModelMethod, type PipelineEvent, type QuantizeModelOptions, quantize, syntheticSamples } from '../lib/index.js';
-import { type ModalityError, lastLayerOutputs, modalityError, workspace } from './models.js';
+import { type ModalityErrors, layerErrors } from '../lib/pipeline/evaluate.js';
+import { workspace } from './models.js';
 import type { BenchOptions, Row } from './util.js';
 
 const SETTINGS: { name: string; options: QuantizeModelOptions }[] = [
@@ -32,15 +33,14 @@ export async function modalityBenchmarks(o: BenchOptions): Promise<Row[]> {
   const heldOut = all.slice(calibrationSamples);
   const dims = { hidden, intermediate: 2 * hidden, heads: o.quick ? 2 : 8, kvHeads: o.quick ? 1 : 2, layers: o.quick ? 2 : 4 };
   await using ws = await workspace({ architecture: 'qwen2_vl', ...dims, vocab: 256, seed: 7, dtype: 'BF16', weightStd: 0.03 }, all.slice(0, calibrationSamples));
-  const reference = await lastLayerOutputs(ws.model, null, heldOut);
   const rows: Row[] = [];
   for (const setting of SETTINGS) {
-    const errors = new Map<ModelMethod, ModalityError>();
+    const errors = new Map<ModelMethod, ModalityErrors>();
     const factors: ModalityMeans[] = [];
     for (const method of METHODS) {
       const onEvent = (e: PipelineEvent) => e.type === 'importance' && e.fallback === null && factors.push(e.meanByModality);
       const run = await quantize(ws.model, method === 'rtn' ? null : ws.bundle, { ...setting.options, method, actOrder: method !== 'rtn', workDir: `${ws.dir}/work-${method}`, onEvent });
-      errors.set(method, modalityError(await lastLayerOutputs(ws.model, run, heldOut), reference, heldOut));
+      errors.set(method, (await layerErrors(ws.model, run, heldOut)).at(-1)!);
       await run.discard();
     }
     const vlmq = errors.get('vlmq')!;
@@ -50,7 +50,7 @@ export async function modalityBenchmarks(o: BenchOptions): Promise<Row[]> {
         benchmark: 'modality', case: `${setting.name}, ${method}`,
         ours: describe(e),
         baseline: method === 'vlmq' ? '-' : 'VLMQ / this',
-        ratio: method === 'vlmq' ? '-' : `text ${(vlmq.text / e.text).toFixed(3)}×, vision ${(vlmq.vision / e.vision).toFixed(3)}×, all ${(vlmq.all / e.all).toFixed(3)}×`,
+        ratio: method === 'vlmq' ? '-' : `text ${(vlmq.text / e.text).toFixed(3)}×, vision ${(vlmq.image / e.image).toFixed(3)}×, all ${(vlmq.all / e.all).toFixed(3)}×`,
         target: '-',
       });
     }
@@ -65,7 +65,7 @@ function describeFactors(layers: readonly ModalityMeans[]): string {
   return `text/vision ${(['q', 'k', 'v', 'o'] as const).map((p) => `${p} ${mean('text', p).toFixed(2)}/${mean('image', p).toFixed(2)}`).join(', ')}`;
 }
 
-function describe(e: ModalityError): string {
+function describe(e: ModalityErrors): string {
   const percent = (x: number) => `${(100 * x).toFixed(3)}%`;
-  return `text ${percent(e.text)}, vision ${percent(e.vision)}, all ${percent(e.all)}`;
+  return `text ${percent(e.text)}, vision ${percent(e.image)}, all ${percent(e.all)}`;
 }

@@ -134,3 +134,17 @@ export function toFloat32(tensor: Tensor): Float32Array {
   }
   throw new TypeError(`cannot decode ${dtype} as floating point`);
 }
+
+/** Rows `rows` of a floating [N, width] tensor (an embedding table), decoded into one [rows.length, width] Float32Array. */
+export function gatherRows(tensor: Tensor, rows: ArrayLike<number>, width: number): Float32Array {
+  const { dtype, data } = tensor;
+  const out = new Float32Array(rows.length * width);
+  const decode = dtype === 'F16' ? f16ToF32 : dtype === 'BF16' ? bf16ToF32 : null;
+  if (dtype !== 'F32' && dtype !== 'F64' && decode === null) throw new TypeError(`cannot decode ${dtype} as floating point`);
+  for (let r = 0; r < rows.length; r++) {
+    const from = rows[r] * width;
+    if (decode) for (let c = 0; c < width; c++) out[r * width + c] = decode((data as Uint16Array)[from + c]);
+    else out.set((data as Float32Array | Float64Array).subarray(from, from + width), r * width);
+  }
+  return out;
+}
