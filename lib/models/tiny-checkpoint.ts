@@ -93,6 +93,8 @@ export interface TinyCheckpointOptions {
   extraFiles?: boolean;
   /** Standard deviation of linear and embedding weights and biases (norm weights keep 1 + N(0, 0.02²)). Default 0.02, as initializer_range. */
   weightStd?: number;
+  /** Qwen only: `max_pixels` of preprocessor_config.json. Default 16384 · 28², as the Hub's configs (a small value makes images shrink). */
+  imageMaxPixels?: number;
 }
 
 export interface TinyTensor {
@@ -146,6 +148,7 @@ interface Resolved {
   ropeStyle: 'mrope' | 'default';
   extraFiles: boolean;
   weightStd: number;
+  imageMaxPixels: number | null;
   vision: Required<TinyVisionOptions>;
 }
 
@@ -206,6 +209,7 @@ function resolveOptions(options: TinyCheckpointOptions): Resolved {
     ropeStyle: options.ropeScalingStyle ?? (layout === 'original' ? 'mrope' : 'default'),
     extraFiles: options.extraFiles ?? true,
     weightStd: positiveNumber('weightStd', options.weightStd ?? 0.02),
+    imageMaxPixels: options.imageMaxPixels === undefined ? null : positiveInteger('imageMaxPixels', options.imageMaxPixels),
     vision: {
       depth, width, heads: visionHeads,
       intermediate: positiveInteger('vision.intermediate', v.intermediate ?? 2 * width),
@@ -562,9 +566,10 @@ function qwenConfig(r: Resolved, tok: Record<string, number>): Record<string, un
   return config;
 }
 
+/** Every (h, w) with h, w ∈ {1, …, 6} · image_size, in the order of the llava-hf configs (36 entries, §4.1). */
 function pinpoints(imageSize: number): number[][] {
   const points: number[][] = [];
-  for (let h = 1; h <= 3; h++) for (let w = 1; w <= 3; w++) points.push([h * imageSize, w * imageSize]);
+  for (let h = 1; h <= 6; h++) for (let w = 1; w <= 6; w++) points.push([h * imageSize, w * imageSize]);
   return points;
 }
 
@@ -667,7 +672,7 @@ function extraFiles(r: Resolved, tok: Record<string, number>): Map<string, strin
       image_mean: CLIP_MEAN, image_std: CLIP_STD,
       image_processor_type: 'Qwen2VLImageProcessor',
       processor_class: r.architecture === 'qwen2_5_vl' ? 'Qwen2_5_VLProcessor' : 'Qwen2VLProcessor',
-      max_pixels: 16384 * factor * factor, min_pixels: (2 * factor) ** 2,
+      max_pixels: r.imageMaxPixels ?? 16384 * factor * factor, min_pixels: (2 * factor) ** 2,
       merge_size: v.spatialMergeSize, patch_size: v.patchSize, temporal_patch_size: v.temporalPatchSize,
       resample: 3, rescale_factor: 1 / 255,
     }));
