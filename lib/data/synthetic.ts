@@ -227,8 +227,13 @@ function voronoiRegions(rng: Random, h: number, w: number, regions: number): Uin
   return region;
 }
 
-/** sfc32 seeded through splitmix32: uniforms in [0, 1) and standard normals (Box–Muller). */
-class Random {
+/**
+ * sfc32 seeded through splitmix32: uniforms in [0, 1) and standard normals (Box–Muller).
+ * `uniform()` is integer arithmetic and one exact division, so a seed gives the same stream on every
+ * platform (calibration-set.ts and builtin-set.ts use only it); `normal()` goes through Math.log and
+ * Math.cos, which engines need not round alike.
+ */
+export class Random {
   #a: number;
   #b: number;
   #c: number;
