@@ -22,12 +22,13 @@
 // the image processors must see more than one shape.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { fileError, invalidParameterError, VlmqError } from '../errors.js';
 import { readShareGPT4V, type CalibrationRecord } from './calibration-set.js';
 import { Random } from './synthetic.js';
+import { moveIntoPlace } from '../io/move-into-place.js';
 
 export interface BuiltinSetOptions {
   /** Number of image–text pairs (integer in [1, 100000]; default 24). */
@@ -252,23 +253,6 @@ async function checkDestination(destination: string): Promise<void> {
   }
 }
 
-/** The temporary directory becomes the destination; an old one is removed only afterwards. */
-async function moveIntoPlace(temporary: string, destination: string): Promise<void> {
-  const existing = await stat(destination).catch(() => null);
-  if (!existing) {
-    await rename(temporary, destination);
-    return;
-  }
-  const old = `${destination}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await rename(destination, old);
-  try {
-    await rename(temporary, destination);
-  } catch (error) {
-    await rename(old, destination);
-    throw error;
-  }
-  await rm(old, { recursive: true, force: true });
-}
 
 function imageName(index: number): string {
   return `${String(index).padStart(4, '0')}.png`;

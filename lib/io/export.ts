@@ -3,7 +3,7 @@
 // produced one at a time while they are written; the whole directory is assembled under a
 // temporary name next to the destination and renamed into place only when complete.
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { VlmqError, fileError, invalidParameterError } from '../errors.js';
 import type { Model } from '../models/model.js';
@@ -14,6 +14,7 @@ import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
 import { type LoaderSupport, gptqCompatibility } from './compat.js';
 import { type GptqBits, type GptqFormat, type GptqPackedLinear, gptqShapes, packGptqLinear } from './gptq-pack.js';
 import { writeSafetensors } from './safetensors.js';
+import { moveIntoPlace } from './move-into-place.js';
 
 export type ExportFormat = GptqFormat | 'fake-quant';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['gptq', 'gptq_v2', 'fake-quant'];
@@ -371,20 +372,3 @@ async function checkDestination(destination: string, overwrite: boolean, modelDi
   }
 }
 
-/** The temporary directory becomes the destination; an old one is removed only afterwards. */
-async function moveIntoPlace(temporary: string, destination: string): Promise<void> {
-  const existing = await stat(destination).catch(() => null);
-  if (!existing) {
-    await rename(temporary, destination);
-    return;
-  }
-  const old = `${destination}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await rename(destination, old);
-  try {
-    await rename(temporary, destination);
-  } catch (error) {
-    await rename(old, destination);
-    throw error;
-  }
-  await rm(old, { recursive: true, force: true });
-}
