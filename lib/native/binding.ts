@@ -122,6 +122,56 @@ export interface NativeDecoderLayer {
   dispose(): void;
 }
 
+/** Activations of the vision towers and projectors, by their transformers (ACT2FN) names. */
+export type VisionActivation = 'gelu' | 'gelu_pytorch_tanh' | 'quick_gelu' | 'silu';
+
+/**
+ * A vision tower's dimensions. Every field is required: lib/pipeline/vision-tower.ts fills the ones
+ * a kind does not use (Qwen: imageSize 0; SigLIP: temporalPatch 1, merge 1, window 0, fullatt []).
+ */
+export interface NativeVisionDims {
+  kind: 'qwen2_vl' | 'qwen2_5_vl' | 'siglip';
+  width: number;
+  heads: number;
+  /** MLP width (Qwen2-VL: width · mlp_ratio). */
+  intermediate: number;
+  /** Blocks (Qwen) or encoder layers run (SigLIP: the feature layer). */
+  depth: number;
+  channels: number;
+  patch: number;
+  temporalPatch: number;
+  /** spatial_merge_size (Qwen). */
+  merge: number;
+  /** Qwen2.5-VL window_size in pixels. */
+  window: number;
+  /** Qwen2.5-VL blocks that attend over the whole image (the others attend within windows). */
+  fullatt: number[];
+  /** SigLIP: the position embedding has (imageSize / patch)² rows. */
+  imageSize: number;
+  /** Merger / projector output: the language model's hidden size. */
+  outHidden: number;
+  eps: number;
+  /** The blocks' MLP activation (Qwen2.5-VL: the gate's, always silu). */
+  mlpAct: VisionActivation;
+  /** Between the merger's (Qwen) or the projector's (LLaVA-OneVision) two linears. */
+  headAct: VisionActivation;
+}
+
+export interface NativeVisionTower {
+  /** A tensor by its name relative to the tower (native/include/vlmq/vision.h lists them); convolution weights as [out, in · kernel]. */
+  setTensor(name: string, value: NativeMatrix): Promise<void>;
+  /** Qwen: pixel rows [Σ t·h·w, C·T·P·P] and grids (t, h, w) per image → merged tokens [Σ t·h·w / merge², outHidden]. */
+  qwen(pixels: Float32Array, grids: Int32Array): Promise<Float32Array>;
+  /** SigLIP: views [views, C, size, size] → projected features [views · (size / patch)², outHidden]. */
+  siglip(pixels: Float32Array, views: number, size: number): Promise<Float32Array>;
+  /**
+   * Qwen2.5-VL's window order: `index` lists merged tokens window by window (a permutation of
+   * [0, Σ t·h·w / merge²)); `windows` the window boundaries in patches [0, ..., Σ t·h·w].
+   */
+  windowIndex(grids: Int32Array): { index: Int32Array; windows: Int32Array };
+  dispose(): void;
+}
+
 /** Baseline kernels timed natively for benchmarks/ (best of `repeats`). */
 export type BenchKernel = 'sgemm' | 'ssyrk' | 'sgemm-cross' | 'spotrf' | 'chain-reference' | 'chain-vlmq';
 
@@ -132,6 +182,7 @@ export interface BindingModule {
   CancelToken: new () => NativeCancelToken;
   HessianAccumulator: new (n: number, crossTerm: boolean) => NativeHessianAccumulator;
   DecoderLayer: new (dims: NativeDecoderDims) => NativeDecoderLayer;
+  VisionTower: new (dims: NativeVisionDims) => NativeVisionTower;
   quantizeLinear(weight: NativeMatrix, statistics: NativeStatistics, options: NativeLinearOptions,
     cancel: NativeCancelToken | null, onProgress: ((done: number, total: number) => void) | null): Promise<NativeLinearResult>;
 }

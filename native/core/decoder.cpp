@@ -6,22 +6,12 @@
 #include <cmath>
 #include <vector>
 
+#include "scratch.h"
+
 namespace vlmq {
 namespace {
 
 const char* const kLinearNames[kLinearCount] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-
-// Scratch matrices for one call.
-struct Scratch {
-  Backend& backend;
-  std::vector<Buffer> buffers;
-  Status make(int64_t rows, int64_t cols, MatF* out) {
-    buffers.emplace_back();
-    VLMQ_TRY(alloc_matrix(backend, &buffers.back(), rows, cols, BufferUsage::kScratch));
-    *out = buffers.back().matrix(rows, cols);
-    return Status::Ok();
-  }
-};
 
 MatF weight(const DecoderLayerWeights& w, const DecoderDims& dims, LinearId id) {
   int64_t out = 0, in = 0;
@@ -85,7 +75,7 @@ Status attention_block(Scratch& s, const DecoderDims& dims, const DecoderLayerWe
   VLMQ_TRY(b.rope(a->q, dims.head_dim, cos, sin, false));
   VLMQ_TRY(b.rope(a->k, dims.head_dim, cos, sin, false));
   VLMQ_TRY(s.make(T, qw, &a->attn));
-  VLMQ_TRY(b.attention(a->q, a->k, a->v, tokens.segments, tokens.nseg, dims.heads, dims.kv_heads, a->attn));
+  VLMQ_TRY(b.attention(a->q, a->k, a->v, tokens.segments, tokens.nseg, dims.heads, dims.kv_heads, /*causal=*/true, a->attn));
   if (!with_o) return Status::Ok();
   VLMQ_TRY(s.make(T, dims.hidden, &a->o));
   return project(b, dims, w, kOProj, a->attn, a->o);

@@ -24,6 +24,7 @@ class CpuBackend final : public Backend {
   Status gather_columns(MatF dst, MatF src, const int32_t* perm) override;
   Status gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols, const int32_t* perm) override;
   Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) override;
+  Status gather_rows(MatF dst, MatF src, const int32_t* index) override;  // vision_ops.cpp
   Status zero_columns(MatF a, const uint8_t* mask) override;
   Status get_diagonal(MatF a, float* out) override;
   Status set_diagonal(MatF a, const float* values) override;
@@ -44,13 +45,17 @@ class CpuBackend final : public Backend {
   Status axpby(MatF a, float alpha, MatF b, MatF y) override;
   Status rope(MatF x, int64_t head_dim, MatF cos, MatF sin, bool inverse) override;
   Status silu_mul(MatF gate, MatF up, MatF out) override;
+  Status layer_norm(MatF x, const float* w, const float* b, float eps, MatF y) override;  // vision_ops.cpp
+  Status activation(Activation act, MatF x, MatF y) override;                            // vision_ops.cpp
   Status attention(MatF q, MatF k, MatF v, const int32_t* segments, int64_t nseg, int64_t heads, int64_t kv_heads,
-                   MatF out) override;
+                   bool causal, MatF out) override;
   Status attention_backward(MatF q, MatF k, MatF v, MatF d_out, const int32_t* segments, int64_t nseg, int64_t heads,
                             int64_t kv_heads, MatF dq, MatF dk, MatF dv) override;
   Status row_norms(MatF x, bool l2, float* out) override;
   Status sum_squares(MatF x, double* out) override;
   Status upload(Buffer& dst, size_t offset, const float* host, size_t count) override;
+  Status unfold_patches(const float* images, int64_t n, int64_t channels, int64_t size, int64_t patch,
+                        MatF out) override;  // vision_ops.cpp
 
   Status fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, float* scales, float* zeros,
                     int64_t ld_params) override;

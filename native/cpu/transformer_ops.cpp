@@ -1,7 +1,7 @@
-// The CPU backend's transformer primitives: RMSNorm, bias, RoPE, SiLU gating, and causal
-// grouped-query attention with its backward, in f32 as Hugging Face's eager path computes them
-// (softmax in f32, scale 1/sqrt(d), rotate-half RoPE). Attention runs one (segment, head) at a
-// time through OpenBLAS GEMMs; the row-wise parts use the thread pool.
+// The CPU backend's transformer primitives: RMSNorm, bias, RoPE, SiLU gating, and grouped-query
+// attention (causal or bidirectional) with its causal backward, in f32 as Hugging Face's eager
+// path computes them (softmax in f32, scale 1/sqrt(d), rotate-half RoPE). Attention runs one
+// (segment, head) at a time through OpenBLAS GEMMs; the row-wise parts use the thread pool.
 #include <cblas.h>
 
 #include <algorithm>
@@ -41,26 +41,26 @@ Status check_segments(const int32_t* segments, int64_t nseg, int64_t rows) {
   return Status::Ok();
 }
 
-// Row i of the L×L scores → causal softmax probabilities (entries j > i become 0).
-void causal_softmax_row(float* row, int64_t i, int64_t L) {
+// Softmax of row[0 .. n) in place; entries n .. L become 0 (n = i + 1 for causal row i, else L).
+void softmax_row(float* row, int64_t n, int64_t L) {
   float max = row[0];
-  for (int64_t j = 1; j <= i; j++) max = std::max(max, row[j]);
+  for (int64_t j = 1; j < n; j++) max = std::max(max, row[j]);
   float sum = 0;
-  for (int64_t j = 0; j <= i; j++) {
+  for (int64_t j = 0; j < n; j++) {
     row[j] = std::exp(row[j] - max);
     sum += row[j];
   }
   const float inv = 1.0f / sum;
-  for (int64_t j = 0; j <= i; j++) row[j] *= inv;
-  std::fill(row + i + 1, row + L, 0.0f);
+  for (int64_t j = 0; j < n; j++) row[j] *= inv;
+  std::fill(row + n, row + L, 0.0f);
 }
 
-// P = causal softmax(scale · Q Kᵀ) for one head of one segment; P is L×L, row-major.
+// P = softmax(scale · Q Kᵀ), causal or not, for one head of one segment; P is L×L, row-major.
 void attention_probabilities(const float* Q, int64_t ldq, const float* K, int64_t ldk, int64_t L, int64_t d, float scale,
-                             float* P, ThreadPool& pool) {
+                             bool causal, float* P, ThreadPool& pool) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, scale, Q, ldq, K, ldk, 0.0f, P, L);
   pool.parallel_for(L, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; i++) causal_softmax_row(P + i * L, i, L);
+    for (int64_t i = r0; i < r1; i++) softmax_row(P + i * L, causal ? i + 1 : L, L);
   });
 }
 
@@ -142,7 +142,7 @@ Status CpuBackend::silu_mul(MatF gate, MatF up, MatF out) {
 }
 
 Status CpuBackend::attention(MatF q, MatF k, MatF v, const int32_t* segments, int64_t nseg, int64_t heads, int64_t kv_heads,
-                             MatF out) {
+                             bool causal, MatF out) {
   AttentionShape shape;
   VLMQ_TRY(attention_shape(q, k, v, heads, kv_heads, &shape));
   VLMQ_TRY(same_shape(q, out, "attention"));
@@ -159,7 +159,7 @@ Status CpuBackend::attention(MatF q, MatF k, MatF v, const int32_t* segments, in
       const float* Q = q.row(t0) + h * d;
       const float* K = k.row(t0) + kvh * d;
       const float* V = v.row(t0) + kvh * d;
-      attention_probabilities(Q, q.ld, K, k.ld, L, d, scale, P.data(), *pool);
+      attention_probabilities(Q, q.ld, K, k.ld, L, d, scale, causal, P.data(), *pool);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, d, L, 1.0f, P.data(), L, V, v.ld, 0.0f, out.row(t0) + h * d, out.ld);
     }
   }
@@ -191,7 +191,7 @@ Status CpuBackend::attention_backward(MatF q, MatF k, MatF v, MatF d_out, const 
       const float* K = k.row(t0) + kvh * d;
       const float* V = v.row(t0) + kvh * d;
       const float* dO = d_out.row(t0) + h * d;
-      attention_probabilities(Q, q.ld, K, k.ld, L, d, scale, P.data(), *pool);
+      attention_probabilities(Q, q.ld, K, k.ld, L, d, scale, true, P.data(), *pool);
       // dV += Pᵀ dO;  dP = dO Vᵀ
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, d, L, 1.0f, P.data(), L, dO, d_out.ld, 1.0f, dv.row(t0) + kvh * d, dv.ld);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, 1.0f, dO, d_out.ld, V, v.ld, 0.0f, dP.data(), L);

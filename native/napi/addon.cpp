@@ -9,6 +9,7 @@
 #include "common.h"
 #include "hessian_accumulator.h"
 #include "quantize_linear.h"
+#include "vision_tower.h"
 #include "vlmq/core.h"
 #include "worker.h"
 
@@ -78,6 +79,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("CancelToken", cancel);
   exports.Set("HessianAccumulator", accumulator);
   exports.Set("DecoderLayer", DecoderLayerWrap::Define(env));
+  exports.Set("VisionTower", VisionTowerWrap::Define(env));
   exports.Set("quantizeLinear", Napi::Function::New<QuantizeLinear>(env, "quantizeLinear"));
   exports.Set("info", Napi::Function::New<Info>(env, "info"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));

@@ -111,21 +111,11 @@ std::shared_ptr<LayerCore> DecoderLayerWrap::core(Napi::Env env) const {
 
 // setTensor(name, matrix): Promise<void>
 Napi::Value DecoderLayerWrap::SetTensor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto core = this->core(env);
-  if (!info[0].IsString()) throw_invalid(env, "Expected a tensor name");
-  const std::string name = info[0].As<Napi::String>().Utf8Value();
-  JsMatrix value = get_matrix(env, info[1], name.c_str());
-  const MatrixView view = value.view;
-  auto* worker = new PromiseWorker(env, "vlmq:DecoderLayer.setTensor", [core, name, view] {
+  auto core = this->core(info.Env());
+  return queue_set_tensor(info, "vlmq:DecoderLayer.setTensor", [core](const std::string& name, const MatrixView& view) {
     std::lock_guard<std::mutex> lock(core->mutex);
     return set_decoder_tensor(cpu_backend(), core->dims, core->weights, name, view);
-  }, [](Napi::Env e) { return e.Undefined(); });
-  worker->keep(std::move(value.keep));
-  worker->keep(Napi::Persistent(Value()));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  });
 }
 
 // forward(x, tokens, until): Promise<Float32Array>
@@ -145,17 +135,7 @@ Napi::Value DecoderLayerWrap::Forward(const Napi::CallbackInfo& info) {
     return decoder_forward(cpu_backend(), core->dims, core->weights, host_matrix(x, T, core->dims.hidden), layout, stage,
                            host_matrix(out->data.get(), T, width));
   };
-  auto* worker = new PromiseWorker(env, "vlmq:DecoderLayer.forward", job, [out](Napi::Env e) -> Napi::Value {
-    const size_t n = out->size;
-    return Napi::Float32Array::New(e, n, adopt(e, std::move(*out)), 0);
-  });
-  worker->keep(std::move(t.x.keep));
-  worker->keep(std::move(t.positions));
-  worker->keep(std::move(t.segments));
-  worker->keep(Napi::Persistent(Value()));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return queue_job(env, "vlmq:DecoderLayer.forward", job, float_result(out), Value(), {&t.x.keep, &t.positions, &t.segments});
 }
 
 // importance(u, f, tokens, l2, reference): Promise<{ q, k, v, o: Float32Array, loss: number }>
@@ -189,22 +169,14 @@ Napi::Value DecoderLayerWrap::Importance(const Napi::CallbackInfo& info) {
     return attention_importance(cpu_backend(), core->dims, core->weights, host_matrix(u, T, H), fp ? host_matrix(fp, T, H) : none,
                                 ref ? host_matrix(ref, T, H) : none, layout, l2, g, &result->loss);
   };
-  auto* worker = new PromiseWorker(env, "vlmq:DecoderLayer.importance", job, [result, T](Napi::Env e) -> Napi::Value {
+  auto build = [result, T](Napi::Env e) -> Napi::Value {
     Napi::Object out = Napi::Object::New(e);
     const char* names[4] = {"q", "k", "v", "o"};
     for (int i = 0; i < 4; i++) out.Set(names[i], Napi::Float32Array::New(e, static_cast<size_t>(T), adopt(e, std::move(result->g[i])), 0));
     out.Set("loss", Napi::Number::New(e, result->loss));
     return out;
-  });
-  worker->keep(std::move(t.x.keep));
-  if (!f.keep.IsEmpty()) worker->keep(std::move(f.keep));
-  if (!reference.keep.IsEmpty()) worker->keep(std::move(reference.keep));
-  worker->keep(std::move(t.positions));
-  worker->keep(std::move(t.segments));
-  worker->keep(Napi::Persistent(Value()));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  };
+  return queue_job(env, "vlmq:DecoderLayer.importance", job, build, Value(), {&t.x.keep, &f.keep, &reference.keep, &t.positions, &t.segments});
 }
 
 void DecoderLayerWrap::Dispose(const Napi::CallbackInfo&) { core_.reset(); }

@@ -83,14 +83,7 @@ Napi::Value HessianAccumulator::Add(const Napi::CallbackInfo& info) {
     core->samples.store(core->state.samples);
     return status;
   };
-  auto* worker = new PromiseWorker(env, "vlmq:HessianAccumulator.add", job, [](Napi::Env e) { return e.Undefined(); });
-  worker->keep(std::move(x.keep));
-  if (!x_full.keep.IsEmpty()) worker->keep(std::move(x_full.keep));
-  if (!weights.keep.IsEmpty()) worker->keep(std::move(weights.keep));
-  worker->keep(Napi::Persistent(Value()));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return queue_job(env, "vlmq:HessianAccumulator.add", job, [](Napi::Env e) { return e.Undefined(); }, Value(), {&x.keep, &x_full.keep, &weights.keep});
 }
 
 // read(cross: boolean): Promise<Float32Array> — a copy of H (symmetric) or of dXXT.
@@ -108,15 +101,7 @@ Napi::Value HessianAccumulator::Read(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> lock(core->mutex);
     return hessian_read(core->state, cross, out->data.get());
   };
-  auto build = [out](Napi::Env e) -> Napi::Value {
-    const size_t length = out->size;
-    return Napi::Float32Array::New(e, length, adopt(e, std::move(*out)), 0);
-  };
-  auto* worker = new PromiseWorker(env, "vlmq:HessianAccumulator.read", job, build);
-  worker->keep(Napi::Persistent(Value()));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return queue_job(env, "vlmq:HessianAccumulator.read", job, float_result(out), Value(), {});
 }
 
 void HessianAccumulator::Dispose(const Napi::CallbackInfo& info) {

@@ -89,6 +89,40 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::unique_ptr<ProgressSink> progress_;
 };
 
+// Queues `job` on a PromiseWorker that holds the calling object `self` and the non-empty `inputs`
+// (TypedArrays) until it is done, and resolves with what `build` makes: the shape of every method
+// of a native class.
+inline Napi::Promise queue_job(Napi::Env env, const char* resource, PromiseWorker::Job job, PromiseWorker::Build build, Napi::Value self,
+                               std::initializer_list<Napi::ObjectReference*> inputs) {
+  auto* worker = new PromiseWorker(env, resource, std::move(job), std::move(build));
+  for (Napi::ObjectReference* input : inputs)
+    if (!input->IsEmpty()) worker->keep(std::move(*input));
+  worker->keep(Napi::Persistent(self.As<Napi::Object>()));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// Resolves with `out` as a Float32Array over the native memory (no copy).
+inline PromiseWorker::Build float_result(std::shared_ptr<HostArray<float>> out) {
+  return [out](Napi::Env e) -> Napi::Value {
+    const size_t n = out->size;
+    return Napi::Float32Array::New(e, n, adopt(e, std::move(*out)), 0);
+  };
+}
+
+// setTensor(name, matrix) of a native class that holds weights: `store(name, view)` runs on the
+// pool while the matrix is kept alive.
+template <typename Store>
+Napi::Promise queue_set_tensor(const Napi::CallbackInfo& info, const char* resource, Store store) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_invalid(env, "Expected a tensor name");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  JsMatrix value = get_matrix(env, info[1], name.c_str());
+  const MatrixView view = value.view;
+  return queue_job(env, resource, [store, name, view] { return store(name, view); }, [](Napi::Env e) { return e.Undefined(); }, info.This(), {&value.keep});
+}
+
 // A cancel flag shared between a JS CancelToken and any number of running jobs.
 using CancelFlag = std::shared_ptr<std::atomic<bool>>;
 

@@ -88,6 +88,14 @@ struct SweepBlock {
   double* row_loss = nullptr;  // [m] in/out: Σ (w − q)² / d², accumulated
 };
 
+// Elementwise activations of the vision towers and projectors (transformers' ACT2FN names).
+enum class Activation : uint8_t {
+  kGelu,       // "gelu": 0.5·x·(1 + erf(x/√2)) (exact, nn.GELU())
+  kGeluTanh,   // "gelu_pytorch_tanh": 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+  kQuickGelu,  // "quick_gelu": x·sigmoid(1.702·x)
+  kSilu,       // "silu": x·sigmoid(x)
+};
+
 // Primitives. Every method returns a Status; none throws across this boundary.
 class Backend {
  public:
@@ -120,6 +128,9 @@ class Backend {
                                    const int32_t* perm) = 0;
   // dst[i, j] = src[perm[i], perm[j]] (perm: host).
   virtual Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) = 0;
+  // dst[i, :] = src[index[i], :] for i < dst.rows (index: host, each in [0, src.rows)); same
+  // column count. dst must not alias src. Permutes token rows (Qwen2.5-VL's windows and back).
+  virtual Status gather_rows(MatF dst, MatF src, const int32_t* index) = 0;
   // Set columns j with mask[j] != 0 to zero (mask: host).
   virtual Status zero_columns(MatF a, const uint8_t* mask) = 0;
   // out[i] = a[i, i] (out: host).
@@ -161,12 +172,20 @@ class Backend {
   virtual Status rope(MatF x, int64_t head_dim, MatF cos, MatF sin, bool inverse) = 0;
   // out = silu(gate) ⊙ up.
   virtual Status silu_mul(MatF gate, MatF up, MatF out) = 0;
-  // Causal softmax attention within each segment [segments[s], segments[s+1]) (host offsets,
-  // nseg + 1 of them), scale 1/sqrt(d). q/out [T, heads·d], k/v [T, kv_heads·d]; query head h
-  // reads kv head h / (heads / kv_heads) (grouped-query attention).
+  // y[i, :] = (x[i, :] − mean) / sqrt(var + eps) · w + b, mean and (biased) variance of the row
+  // accumulated in double, the rest in f32 (torch.nn.LayerNorm). w, b: backend memory, x.cols
+  // floats. y may be x.
+  virtual Status layer_norm(MatF x, const float* w, const float* b, float eps, MatF y) = 0;
+  // y = act(x) elementwise (Activation above, in f32). y may be x.
+  virtual Status activation(Activation act, MatF x, MatF y) = 0;
+  // Softmax attention within each segment [segments[s], segments[s+1]) (host offsets, nseg + 1
+  // of them), scale 1/sqrt(d): causal (token i sees j ≤ i of its segment, the decoder) or
+  // bidirectional (every token of its segment, the vision towers). q/out [T, heads·d], k/v
+  // [T, kv_heads·d], any row strides (q, k, v may be column blocks of one fused matrix); query
+  // head h reads kv head h / (heads / kv_heads) (grouped-query attention).
   virtual Status attention(MatF q, MatF k, MatF v, const int32_t* segments, int64_t nseg, int64_t heads, int64_t kv_heads,
-                           MatF out) = 0;
-  // The backward of attention: given d_out, writes dq, dk, dv (overwritten, GQA heads accumulated).
+                           bool causal, MatF out) = 0;
+  // The backward of causal attention: given d_out, writes dq, dk, dv (overwritten, GQA heads accumulated).
   virtual Status attention_backward(MatF q, MatF k, MatF v, MatF d_out, const int32_t* segments, int64_t nseg,
                                     int64_t heads, int64_t kv_heads, MatF dq, MatF dk, MatF dv) = 0;
   // out[i] = mean_j |x[i, j]| (l2 = false) or sqrt(mean_j x[i, j]²) (host out, x.rows floats).
@@ -175,6 +194,12 @@ class Backend {
   virtual Status sum_squares(MatF x, double* out) = 0;
   // Copy `count` floats from host memory into a backend buffer at float offset `offset`.
   virtual Status upload(Buffer& dst, size_t offset, const float* host, size_t count) = 0;
+  // The patches of a stride = kernel convolution (im2col without overlap or padding): images
+  // [n, channels, size, size] (backend memory, contiguous) → out [n · p², channels · patch²] with
+  // p = size / patch (floor; the last size − p·patch rows and columns are not covered, as with
+  // Conv2d without padding). Row v·p² + py·p + px is patch (py, px) of image v in raster order;
+  // column (c·patch + ky)·patch + kx, the order of a Conv2d weight [out, channels, patch, patch].
+  virtual Status unfold_patches(const float* images, int64_t n, int64_t channels, int64_t size, int64_t patch, MatF out) = 0;
 
   // --- quantization kernels -----------------------------------------------------------------
   // For each row r: (scales, zeros)[r · ld_params] = find_params(W[r, c0 : c0 + cols]).
