@@ -3,13 +3,14 @@
 // or a fake-quant one. The command adds nothing to the files: they are what the library writes
 // for the settings given. RTN needs no data; GPTQ, GPTAQ and VLMQ calibrate on a bundle (--calib)
 // in a work directory that outlives an interruption, so the same command with --resume continues.
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../io/compat.js';
 import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings } from '../io/export.js';
 import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';
+import { Calibration, DEFAULT_MAX_TOKENS } from '../data/calibration.js';
 import { MODEL_METHODS, type ModelMethod, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions } from '../pipeline/quantize.js';
 import {
   type FlagTable, type FlagValues, QUANTIZER_FLAGS, UsageError, asFlagError, asInputError, checkInputDirectory, formatHelp, helpHint,
@@ -37,11 +38,15 @@ const OPTION_FLAGS: Readonly<Record<string, string>> = {
   'importance.norm': '--importance-norm', 'importance.power': '--importance-power', 'importance.fallback': '--importance-fallback',
 };
 /** Flags that only the calibrated methods use. */
-const CALIBRATION_FLAGS = ['base', 'importance-norm', 'importance-power', 'importance-fallback', 'memory', 'batch-tokens', 'work-dir', 'resume', 'keep-work'];
+const CALIBRATION_FLAGS = ['images', 'samples', 'max-tokens', 'seed', 'base', 'importance-norm', 'importance-power', 'importance-fallback', 'memory', 'batch-tokens', 'work-dir', 'resume', 'keep-work'];
 
 const FLAGS: FlagTable = {
   model: { type: 'string', value: 'DIR', description: 'checkpoint directory to quantize: config.json and model.safetensors, or shards with model.safetensors.index.json (Qwen2-VL, Qwen2.5-VL or LLaVA-OneVision, either tensor layout)', group: 'Files' },
-  calib: { type: 'string', value: 'BUNDLE', description: 'calibration bundle (safetensors: per-sample input embeddings, position ids, modality mask; see README) for gptq, gptaq and vlmq', group: 'Files' },
+  calib: { type: 'string', value: 'FILE', description: 'calibration data for gptq, gptaq and vlmq: image-text pairs as ShareGPT4V JSON (.json) or JSONL {image, prompt, answer} (.jsonl), or a calibration bundle (.safetensors: per-sample input embeddings, position ids, modality mask; see README)', group: 'Calibration' },
+  images: { type: 'string', value: 'DIR', description: 'folder the image paths of --calib are relative to', default: "the JSONL file's folder", group: 'Calibration' },
+  samples: { type: 'string', value: 'N', description: 'records of --calib to use, chosen with --seed', default: 'all', group: 'Calibration' },
+  'max-tokens': { type: 'string', value: 'N', description: 'longest sample; longer ones lose the end of their text, or are dropped (and reported) when the cut would fall in an image', default: `${DEFAULT_MAX_TOKENS.qwen} (Qwen2-VL, Qwen2.5-VL), ${DEFAULT_MAX_TOKENS.llava} (LLaVA-OneVision)`, group: 'Calibration' },
+  seed: { type: 'string', value: 'S', description: 'seed of the choice of records', default: '0', group: 'Calibration' },
   out: { type: 'string', value: 'DIR', description: 'directory to write; it is assembled under a temporary name beside DIR and renamed into place only when complete', group: 'Files' },
   overwrite: { type: 'boolean', description: 'replace --out when it exists and is not empty (the old directory is removed only after the new one is in place)', group: 'Files' },
   method: { type: 'string', value: MODEL_METHODS.join('|'), description: 'rtn: round to nearest, data-free; gptq; gptaq: gptq with the asymmetric term; vlmq: importance-weighted statistics on a gptq or gptaq base', default: 'vlmq with --calib, rtn without', group: 'Quantizer' },
@@ -96,6 +101,8 @@ interface Arguments {
   modelDir: string;
   outDir: string;
   calib: string | undefined;
+  images: string | undefined;
+  calibration: { samples?: number; maxTokens?: number; seed?: number };
   overwrite: boolean;
   /** The library's options (workDir, resume), checked and resolved. */
   options: QuantizeModelOptions;
@@ -117,9 +124,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   const model = await loadModel(args.modelDir).catch((error: unknown) => {
     throw asInputError(error);
   });
-  const bundle = args.calib === undefined ? null : await CalibrationBundle.open(args.calib).catch((error: unknown) => {
-    throw asInputError(error);
-  });
+  let bundle: CalibrationBundle | null = null;
   try {
     const settings = args.resolved.settings;
     const format = args.format ?? (settings.sym ? 'gptq' : 'gptq_v2');
@@ -128,6 +133,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     out.log(`${model.dir}: ${describeModel(model, linears)}`);
     announceLoaders(out, model, format, settings);
     const loadSeconds = (performance.now() - started) / 1000;
+    if (args.calib !== undefined && args.resolved.method !== 'rtn') bundle = await openCalibration(model, args, out, signal);
 
     const calibrationStarted = performance.now();
     const log = new RunLog(out);
@@ -154,7 +160,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     const exportSeconds = (performance.now() - exportStarted) / 1000;
     const diskBytes = await directoryBytes(report.dir);
     const seconds = { load: loadSeconds, calibrate: calibrateSeconds, export: exportSeconds, total: (performance.now() - started) / 1000 };
-    const calibration = bundle === null ? null : { bundle: bundle.path, samples: bundle.samples, tokens: bundle.totalTokens };
+    const calibration = bundle === null ? null : { bundle: args.calib!, samples: bundle.samples, tokens: bundle.totalTokens };
     out.result({
       command: NAME,
       model: { dir: model.dir, architecture: model.architecture.displayName, layout: model.layout, layers: model.config.text.numLayers, linears },
@@ -171,6 +177,39 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     await bundle?.close();
     await model.close();
   }
+}
+
+/**
+ * --calib as a bundle: a .safetensors bundle is used as it is; image–text pairs become one in the
+ * work directory (reused by --resume when it was built from the same records, options and model).
+ */
+async function openCalibration(model: Model, args: Arguments, out: Output, signal: AbortSignal): Promise<CalibrationBundle> {
+  const calib = args.calib!;
+  if (calib.endsWith('.safetensors')) {
+    return CalibrationBundle.open(calib).catch((error: unknown) => {
+      throw asInputError(error);
+    });
+  }
+  const calibration = await Calibration.fromFile(calib, { images: args.images, ...args.calibration }).catch((error: unknown) => {
+    throw asInputError(error);
+  });
+  await mkdir(args.workDir, { recursive: true });
+  const progress = new Progress(out, 'calibration set', { unit: 'samples' });
+  const { bundle, report } = await calibration.bundle(model, join(args.workDir, 'calibration.safetensors'), { signal, onProgress: (done, total) => progress.update(done, total) })
+    .catch((error: unknown) => {
+      throw asInputError(error);
+    });
+  progress.finish();
+  if (report === null) {
+    out.log(`calibration set: reusing the bundle built earlier in ${args.workDir} (${bundle.samples} samples)`);
+    return bundle;
+  }
+  out.event('calibration-set', { ...report });
+  out.log(`calibration set: ${report.samples} samples, ${report.tokens} tokens (${report.imageTokens} image tokens)${report.truncated ? `; ${report.truncated} cut to --max-tokens` : ''}`);
+  if (report.dropped.length > 0) {
+    out.warn(`${report.dropped.length} record(s) dropped: ${report.dropped.slice(0, 5).map((d) => `${d.id} (${d.reason})`).join('; ')}${report.dropped.length > 5 ? '; …' : ''}`);
+  }
+  return bundle;
 }
 
 /**
@@ -223,13 +262,25 @@ function parseArguments(argv: readonly string[], out: Output): Arguments {
     ? undefined
     : FAKE_QUANT_DTYPES[choice('--fake-quant-dtype', dtypeText.toLowerCase(), Object.keys(FAKE_QUANT_DTYPES) as (keyof typeof FAKE_QUANT_DTYPES)[])];
   const maxShardBytes = parseByteSize('--max-shard-size', stringFlag(NAME, values, 'max-shard-size') ?? DEFAULT_MAX_SHARD_SIZE);
-  return { modelDir, outDir, calib, overwrite: values.overwrite === true, options, resolved, workDir, keepWork: values['keep-work'] === true, format, fakeQuantDtype, maxShardBytes };
+  const calibration = {
+    samples: optionalInteger('--samples', stringFlag(NAME, values, 'samples'), 1),
+    maxTokens: optionalInteger('--max-tokens', stringFlag(NAME, values, 'max-tokens'), 1),
+    seed: optionalInteger('--seed', stringFlag(NAME, values, 'seed'), 0),
+  };
+  return { modelDir, outDir, calib, images: stringFlag(NAME, values, 'images'), calibration, overwrite: values.overwrite === true, options, resolved, workDir, keepWork: values['keep-work'] === true, format, fakeQuantDtype, maxShardBytes };
+}
+
+function optionalInteger(flag: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = parseInteger(flag, text);
+  if (value < min) throw new UsageError(`${flag}: expected an integer ≥ ${min} but received ${value}`, helpHint(NAME));
+  return value;
 }
 
 /** A calibrated method needs --calib; flags that do nothing for the method chosen are warned about. */
 function checkMethodFlags(method: ModelMethod, calib: string | undefined, values: FlagValues, out: Output): void {
   if (method !== 'rtn' && calib === undefined) {
-    throw new UsageError(`--method ${method}: needs calibration data: --calib BUNDLE (a calibration bundle; see the README), or --method rtn for data-free round to nearest`, helpHint(NAME));
+    throw new UsageError(`--method ${method}: needs calibration data: --calib FILE (image-text pairs or a calibration bundle; see the README), or --method rtn for data-free round to nearest`, helpHint(NAME));
   }
   const ignored = [
     ...(method === 'rtn' ? ['calib', ...CALIBRATION_FLAGS] : []),

@@ -2,10 +2,11 @@
 // checkpoint (DESIGN.md, "Public API"). RTN needs no calibration data: each linear is computed
 // while the export writes it. GPTQ, GPTAQ and VLMQ run the calibrated layer loop over a
 // calibration bundle, layer by layer into a work directory that makes the run resumable.
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CalibrationBundle } from '../data/bundle.js';
+import { Calibration } from '../data/calibration.js';
 import { VlmqError, invalidParameterError } from '../errors.js';
 import { type ExportFormat, type ExportReport, type QuantizationSettings, type QuantizedLinearData, type QuantizedSource, exportModel } from '../io/export.js';
 import type { GptqBits } from '../io/gptq-pack.js';
@@ -119,7 +120,8 @@ export function resolveQuantizeOptions(options: QuantizeModelOptions, withCalibr
  * writes each linear), GPTQ, GPTAQ or VLMQ over a calibration bundle, layer by layer into a work
  * directory (resumable, read by QuantizationRun.save).
  */
-export async function quantize(model: Model, calibration: CalibrationBundle | null, options: QuantizeModelOptions = {}): Promise<QuantizationRun> {
+export async function quantize(model: Model, calibration: CalibrationBundle | Calibration | null, options: QuantizeModelOptions = {}): Promise<QuantizationRun> {
+  if (calibration instanceof Calibration) return quantizeWithCalibration(model, calibration, options);
   const run = resolveQuantizeOptions(options, calibration !== null);
   if (run.method === 'rtn') return quantizeRtn(model, run);
   if (!calibration) throw invalidParameterError('calibration', `a calibration bundle (method ${run.method} needs calibration data)`, calibration);
@@ -133,6 +135,23 @@ export async function quantize(model: Model, calibration: CalibrationBundle | nu
     signal: options.signal, onEvent: options.onEvent,
   });
   return new QuantizationRun(model, run.settings, store.source(), dir);
+}
+
+/**
+ * Image–text calibration: its bundle is built into the work directory (default: one in the OS temp
+ * dir named by the calibration's fingerprint), or reused from there, then the run goes on as with
+ * a bundle.
+ */
+async function quantizeWithCalibration(model: Model, calibration: Calibration, options: QuantizeModelOptions): Promise<QuantizationRun> {
+  resolveQuantizeOptions(options, true);
+  const workDir = options.workDir ?? join(tmpdir(), `vlmq-run-${(await calibration.fingerprint(model)).slice(0, 16)}`);
+  await mkdir(workDir, { recursive: true });
+  const { bundle } = await calibration.bundle(model, join(workDir, 'calibration.safetensors'), { signal: options.signal });
+  try {
+    return await quantize(model, bundle, { ...options, workDir });
+  } finally {
+    await bundle.close();
+  }
 }
 
 function checkBundle(model: Model, bundle: CalibrationBundle): void {

@@ -5,9 +5,10 @@
 // and mismatched calibration sets are usage errors that say what to do.
 import t, { type Test } from 'tap';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle } from '../../lib/data/bundle.js';
+import { writeBuiltinSet } from '../../lib/data/builtin-set.js';
 import { syntheticSamples } from '../../lib/data/synthetic.js';
 import { loadModel } from '../../lib/models/model.js';
 import { quantize } from '../../lib/pipeline/quantize.js';
@@ -137,4 +138,35 @@ t.test('flags for another method are warned about; a calibration set that does n
   t.equal(truncated.code, 2, truncated.stderr);
   t.match(truncated.stderr, /^vlmq: .*broken\.safetensors: /m);
   t.same(readdirSync(dir).filter((n) => /(flat|broken)-out/.test(n)), [], 'nothing written');
+});
+
+t.test('--calib image-text pairs (ShareGPT4V JSON + --images): the bundle is built in the work directory, reused by --resume; a missing image is exit 2', async (t) => {
+  const root = t.testdir();
+  const set = await writeBuiltinSet(join(root, 'set'), { samples: 6, width: 112, height: 84 });
+  const qwen = await writeTinyCheckpoint(join(root, 'model'), { architecture: 'qwen2_vl', layers: 2, seed: 9 });
+  const work = join(root, 'work');
+  const argv = ['--model', qwen.dir, '--calib', set.json, '--images', set.images, '--samples', '4', '--seed', '2', '--max-tokens', '400',
+    '--method', 'gptq', '--bits', '4', '--work-dir', work, '--keep-work'];
+  const first = await runInProcess([...argv, '--out', join(root, 'first')]);
+  t.equal(first.error, null);
+  const built = first.lines.find((e) => e.type === 'calibration-set');
+  t.match(built, { samples: 4, truncated: 0, dropped: [] });
+  t.ok((built!.imageTokens as number) > 0, 'with image tokens');
+  t.match(first.lines.at(-1), { type: 'result', calibration: { bundle: set.json, samples: 4, tokens: built!.tokens } });
+  t.ok(existsSync(join(work, 'calibration.safetensors')), 'the bundle is in the work directory');
+
+  const resumed = await runInProcess([...argv, '--resume', '--out', join(root, 'resumed')]);
+  t.equal(resumed.error, null);
+  t.notOk(resumed.lines.some((e) => e.type === 'calibration-set'), 'no bundle is built again');
+  t.ok(resumed.lines.some((e) => e.type === 'log' && /calibration set: reusing the bundle built earlier/.test(e.message as string)));
+  await sameFiles(t, join(root, 'first'), join(root, 'resumed'));
+
+  const broken = join(root, 'broken.json');
+  const records = JSON.parse(await readFile(set.json, 'utf8')) as { image: string }[];
+  records[1].image = 'not-there.png';
+  await writeFile(broken, JSON.stringify(records));
+  const missing = await runCli(['quantize', '--model', qwen.dir, '--calib', broken, '--images', set.images, '--method', 'gptq', '--out', join(root, 'never')]);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /broken\.json: .*not-there\.png/);
+  t.notOk(existsSync(join(root, 'never')));
 });

@@ -343,12 +343,12 @@ t.test('--method gptq, gptaq and vlmq without --calib: exit 2, naming --calib', 
     runCli(['quantize', '--model', small.dir, '--out', target, '--method', 'gptq', '--json']),
   ]);
   t.equal(human.code, 2);
-  t.match(human.stderr, /^vlmq: --method gptq: needs calibration data: --calib BUNDLE .*or --method rtn/m);
+  t.match(human.stderr, /^vlmq: --method gptq: needs calibration data: --calib FILE .*or --method rtn/m);
   t.equal(human.stdout, '');
   t.equal(json.code, 2);
   t.match(jsonLines(json.stdout).at(-1), { type: 'error', exitCode: 2, code: 'ERR_VLMQ_USAGE', message: /^--method gptq: / });
   for (const method of ['gptaq', 'vlmq']) {
-    t.match(await runInProcess(['--model', small.dir, '--out', target, '--method', method]), { name: 'UsageError', message: new RegExp(`^--method ${method}: needs calibration data: --calib BUNDLE`) }, method);
+    t.match(await runInProcess(['--model', small.dir, '--out', target, '--method', method]), { name: 'UsageError', message: new RegExp(`^--method ${method}: needs calibration data: --calib FILE`) }, method);
   }
   t.notOk(existsSync(target));
 });
