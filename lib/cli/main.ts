@@ -7,6 +7,7 @@
 // VLMQ_DEBUG=1; with --json they also end stdout with a `type: "error"` object.
 import { UsageError, closest, helpHint } from './args.js';
 import { type Command, packageVersion } from './command.js';
+import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
 import { exampleLinearCommand } from './example-linear.js';
 import { inspectCommand } from './inspect.js';
@@ -15,7 +16,7 @@ import { quantizeCommand } from './quantize.js';
 import { quantizeLinearCommand } from './quantize-linear.js';
 import { verifyCommand } from './verify.js';
 
-const COMMANDS: readonly Command[] = [quantizeLinearCommand, exampleLinearCommand, doctorCommand, quantizeCommand, inspectCommand, verifyCommand];
+const COMMANDS: readonly Command[] = [demoCommand, quantizeCommand, inspectCommand, verifyCommand, quantizeLinearCommand, exampleLinearCommand, doctorCommand];
 
 const EXIT = { ok: 0, error: 1, usage: 2, interrupted: 130 } as const;
 
@@ -24,7 +25,7 @@ function generalHelp(): string {
   return [
     'Usage: vlmq <command> [options]',
     '',
-    'Post-training quantization of vision-language models (RTN, GPTQ, GPTAQ) with a native CPU/CUDA core.',
+    'Post-training quantization of vision-language models (RTN, GPTQ, GPTAQ, VLMQ) with a native CPU/CUDA core.',
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
