@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --json FILE] [hessian|cholesky|sweep|pipeline|modality ...]`: runs
+// `npm run bench [-- --quick] [-- --json FILE] [hessian|cholesky|sweep|pipeline|modality|vision ...]`: runs
 // the benchmarks and prints each figure with its baseline and target. Record results in RESULTS.md.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -7,6 +7,7 @@ import { hessianBenchmarks } from './hessian.js';
 import { modalityBenchmarks } from './modality.js';
 import { pipelineBenchmarks } from './pipeline.js';
 import { sweepBenchmarks } from './sweep.js';
+import { visionBenchmarks } from './vision.js';
 import { type BenchOptions, type Row, machine, printTable } from './util.js';
 
 const suites: Record<string, (o: BenchOptions) => Promise<Row[]>> = {
@@ -15,6 +16,7 @@ const suites: Record<string, (o: BenchOptions) => Promise<Row[]>> = {
   sweep: sweepBenchmarks,
   pipeline: pipelineBenchmarks,
   modality: modalityBenchmarks,
+  vision: visionBenchmarks,
 };
 
 const { values, positionals } = parseArgs({
