@@ -5,7 +5,7 @@
 // preprocessing, embedding table), the run exported and verified. That the parts equal
 // transformers' is test/calibration-transformers.test.ts.
 import t from 'tap';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CalibrationBundle, MODALITY } from '../lib/data/bundle.js';
@@ -102,6 +102,16 @@ t.test('errors name the image: missing, unreadable, not an image, an aspect rati
     const r = { id: what, images: [image('wide.png'), file], prompt: 'p', answer: 'a' };
     await t.rejects(buildCalibrationBundle(qwen, [r], join(dir, `${what}.safetensors`)), { code: 'ERR_VLMQ_BAD_FILE', message }, what);
   }
+});
+
+t.test("errors name the checkpoint's file: no preprocessor_config.json, a chat_template.json that is not JSON", async (t) => {
+  const r = record('r', ['wide.png']);
+  const noProcessor = await tinyModel('no-processor', 'qwen2_vl');
+  await rm(join(noProcessor.dir, 'preprocessor_config.json'));
+  await t.rejects(buildCalibrationBundle(noProcessor, [r], join(dir, 'np.safetensors')), { code: 'ERR_VLMQ_BAD_FILE', message: /preprocessor_config\.json: missing; vlmq needs the image processor settings/ });
+  const badTemplate = await tinyModel('bad-template', 'llava_onevision');
+  await writeFile(join(badTemplate.dir, 'chat_template.json'), '{"chat_template": ');
+  await t.rejects(buildCalibrationBundle(badTemplate, [r], join(dir, 'bt.safetensors')), { code: 'ERR_VLMQ_BAD_FILE', message: /chat_template\.json: not valid JSON/ });
 });
 
 t.test('Calibration.bundle: reused when built from the same records, options and model; rebuilt when any changes', async (t) => {

@@ -16,7 +16,7 @@ import type { Model } from '../models/model.js';
 import type { QwenVisionConfig, SiglipVisionConfig } from '../models/types.js';
 import { VisionTower } from '../pipeline/vision-tower.js';
 import { gatherRows } from '../tensor.js';
-import { canonicalJson } from '../json.js';
+import { canonicalJson, readOptionalJson } from '../json.js';
 import { packageVersion } from '../version.js';
 import { type BundleSample, CalibrationBundle, MODALITY, writeCalibrationBundle } from './bundle.js';
 import { type CalibrationRecord, readCalibrationSet, readShareGPT4V, sampleRecords } from './calibration-set.js';
@@ -148,31 +148,17 @@ export async function buildCalibrationBundle(model: Model, records: readonly Cal
 /** The model's image preprocessing, from its preprocessor_config.json (and processor_config.json). */
 async function imageProcessor(model: Model): Promise<(image: Awaited<ReturnType<typeof decodeImage>>, label: string) => ImageInput> {
   const file = join(model.dir, 'preprocessor_config.json');
-  const json = await readJsonFile(file, true);
+  const json = await readOptionalJson(file);
+  if (json === null) throw new VlmqError('ERR_VLMQ_BAD_FILE', `${file}: missing; vlmq needs the image processor settings to calibrate on images`);
   if (model.architecture.id === 'llava_onevision') {
-    const processor = await readJsonFile(join(model.dir, 'processor_config.json'), false);
-    const config: LlavaImageProcessorConfig = llavaImageProcessorConfig(json!, processor, model.config.raw, file);
+    const processor = await readOptionalJson(join(model.dir, 'processor_config.json'));
+    const config: LlavaImageProcessorConfig = llavaImageProcessorConfig(json, processor, model.config.raw, file);
     const vision = model.config.vision as SiglipVisionConfig;
     const perSide = Math.floor(vision.imageSize / vision.patchSize);
     return (image, label) => ({ kind: 'llava', input: preprocessLlavaImage(image, config, perSide, label) });
   }
-  const config: QwenImageProcessorConfig = qwenImageProcessorConfig(json!, file);
+  const config: QwenImageProcessorConfig = qwenImageProcessorConfig(json, file);
   return (image, label) => ({ kind: 'qwen', input: preprocessQwenImage(image, config, label) });
-}
-
-async function readJsonFile(path: string, required: boolean): Promise<Record<string, unknown> | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if (!required && (error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing; vlmq needs the image processor settings to calibrate on images' : (error as Error).message}`, { cause: error });
-  }
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch (error) {
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: not valid JSON (${(error as Error).message})`, { cause: error });
-  }
 }
 
 /** The language-model inputs of a sample's images, in order: [Σ tokens, hidden]. */

@@ -37,6 +37,10 @@ import { readFile } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { describeValue, fileError, invalidParameterError } from '../errors.js';
 
+/** transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD: the image processors' class defaults. */
+export const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
 /** An 8-bit RGB image: `data[(y·width + x)·3 + c]`, row-major, channels interleaved. */
 export interface RgbImage {
   width: number;

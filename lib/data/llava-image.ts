@@ -37,7 +37,7 @@
 
 import { dirname, join } from 'node:path';
 import { fileError, invalidParameterError, VlmqError } from '../errors.js';
-import { checkImage, configFields, normalizedPlanes, resizeBicubic, type ConfigFields, type RgbImage } from './image.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, checkImage, configFields, normalizedPlanes, resizeBicubic, type ConfigFields, type RgbImage } from './image.js';
 
 export interface LlavaImageProcessorConfig {
   /** Side S of the square tiles and of the base view, in pixels (384). */
@@ -69,8 +69,6 @@ export interface LlavaImageInput {
 }
 
 const DEFAULT_MAX_TILES = 9;
-const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 /** The class default of LlavaOnevisionImageProcessor: every [h, w] with h, w ∈ {1, …, 6}·384. */
 function defaultPinpoints(): [number, number][] {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { VlmqError } from '../errors.js';
+import { readOptionalJson } from '../json.js';
 import { LLAVA_OV_CHAT_TEMPLATE, QWEN_VL_CHAT_TEMPLATE } from '../models/chat-templates.js';
 import type { Model } from '../models/model.js';
 
@@ -40,9 +41,9 @@ export class TextProcessor {
   /** The tokenizer and chat template of `model`'s directory. */
   static async load(model: Model): Promise<TextProcessor> {
     const dir = model.dir;
-    const tokenizerJson = await readJson(join(dir, 'tokenizer.json'));
+    const tokenizerJson = await readOptionalJson(join(dir, 'tokenizer.json'));
     if (tokenizerJson === null) throw new VlmqError('ERR_VLMQ_BAD_FILE', `${join(dir, 'tokenizer.json')}: missing; vlmq needs the checkpoint's tokenizer to calibrate on text`);
-    const tokenizerConfig = (await readJson(join(dir, 'tokenizer_config.json'))) ?? {};
+    const tokenizerConfig = (await readOptionalJson(join(dir, 'tokenizer_config.json'))) ?? {};
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
@@ -103,24 +104,9 @@ export class TextProcessor {
   }
 }
 
-async function readJson(path: string): Promise<Record<string, unknown> | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: unreadable (${(error as Error).message})`, { cause: error });
-  }
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch (error) {
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: not valid JSON (${(error as Error).message})`, { cause: error });
-  }
-}
-
 /** The checkpoint's chat template: chat_template.json, chat_template.jinja, then tokenizer_config.json; else the documented one. */
 async function chatTemplate(dir: string, tokenizerConfig: Record<string, unknown>, family: keyof typeof FALLBACK_TEMPLATES): Promise<{ text: string; source: string }> {
-  const json = await readJson(join(dir, 'chat_template.json'));
+  const json = await readOptionalJson(join(dir, 'chat_template.json'));
   if (typeof json?.chat_template === 'string') return { text: json.chat_template, source: 'chat_template.json' };
   const jinja = await readFile(join(dir, 'chat_template.jinja'), 'utf8').catch(() => null);
   if (jinja !== null) return { text: jinja, source: 'chat_template.jinja' };

@@ -27,7 +27,7 @@
  */
 
 import { fileError, invalidParameterError } from '../errors.js';
-import { checkImage, configFields, normalizedPlanes, resizeBicubic, roundHalfEven, type RgbImage } from './image.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, checkImage, configFields, normalizedPlanes, resizeBicubic, roundHalfEven, type RgbImage } from './image.js';
 
 export interface QwenImageProcessorConfig {
   /** Spatial patch size of the vision tower (14). */
@@ -46,8 +46,6 @@ export interface QwenImageProcessorConfig {
   rescaleFactor: number;
 }
 
-const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 /** The class defaults of Qwen2VLImageProcessor, used for every field the file does not set. */
 const QWEN_DEFAULTS: QwenImageProcessorConfig = {
