@@ -11,6 +11,7 @@ import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type Quantization
 import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';
 import { Calibration, DEFAULT_MAX_TOKENS } from '../data/calibration.js';
+import { LayerStore } from '../pipeline/store.js';
 import { MODEL_METHODS, type ModelMethod, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions } from '../pipeline/quantize.js';
 import {
   type FlagTable, type FlagValues, QUANTIZER_FLAGS, UsageError, asFlagError, asInputError, checkInputDirectory, formatHelp, helpHint,
@@ -192,6 +193,9 @@ async function openCalibration(model: Model, args: Arguments, out: Output, signa
   }
   const calibration = await Calibration.fromFile(calib, { images: args.images, ...args.calibration }).catch((error: unknown) => {
     throw asInputError(error);
+  });
+  await LayerStore.refuseUnfinished(args.workDir, args.options.resume ?? false).catch((error: unknown) => {
+    throw explainRunError(error, args, out, signal);
   });
   await mkdir(args.workDir, { recursive: true });
   const progress = new Progress(out, 'calibration set', { unit: 'samples' });

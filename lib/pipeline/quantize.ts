@@ -145,6 +145,7 @@ export async function quantize(model: Model, calibration: CalibrationBundle | Ca
 async function quantizeWithCalibration(model: Model, calibration: Calibration, options: QuantizeModelOptions): Promise<QuantizationRun> {
   resolveQuantizeOptions(options, true);
   const workDir = options.workDir ?? join(tmpdir(), `vlmq-run-${(await calibration.fingerprint(model)).slice(0, 16)}`);
+  await LayerStore.refuseUnfinished(workDir, options.resume ?? false);
   await mkdir(workDir, { recursive: true });
   const { bundle } = await calibration.bundle(model, join(workDir, 'calibration.safetensors'), { signal: options.signal });
   try {

@@ -41,9 +41,8 @@ export class LayerStore {
    * an error that says what to do.
    */
   static async open(dir: string, fingerprint: string, layers: number, resume: boolean): Promise<LayerStore> {
-    const existing = await readState(dir);
+    const existing = await LayerStore.refuseUnfinished(dir, resume);
     if (existing) {
-      if (!resume) throw new VlmqError('ERR_VLMQ_WORK_EXISTS', `${dir} holds an unfinished run (${existing.completed} of ${existing.layers} layers); resume it, or remove the directory to start over`);
       if (existing.fingerprint !== fingerprint || existing.layers !== layers) {
         throw new VlmqError('ERR_VLMQ_RESUME_MISMATCH', `${dir} belongs to a run with another model, calibration set or options; it cannot be resumed with these (remove it to start over)`);
       }
@@ -53,6 +52,16 @@ export class LayerStore {
     const store = new LayerStore(dir, { version: 1, fingerprint, layers, completed: 0 });
     await store.saveState();
     return store;
+  }
+
+  /**
+   * The state of an earlier run in `dir` (null if none), or an error when there is one and
+   * `resume` is not set: checked before a run builds anything into the directory.
+   */
+  static async refuseUnfinished(dir: string, resume: boolean): Promise<State | null> {
+    const existing = await readState(dir);
+    if (existing && !resume) throw new VlmqError('ERR_VLMQ_WORK_EXISTS', `${dir} holds an unfinished run (${existing.completed} of ${existing.layers} layers); resume it, or remove the directory to start over`);
+    return existing;
   }
 
   /** Layers finished (and stored) so far; they are 0 … completed − 1. */

@@ -161,6 +161,12 @@ t.test('--calib image-text pairs (ShareGPT4V JSON + --images): the bundle is bui
   t.ok(resumed.lines.some((e) => e.type === 'log' && /calibration set: reusing the bundle built earlier/.test(e.message as string)));
   await sameFiles(t, join(root, 'first'), join(root, 'resumed'));
 
+  const bundleBytes = await readFile(join(work, 'calibration.safetensors'));
+  const other = await runInProcess([...argv.map((a) => (a === '2' ? '3' : a)), '--out', join(root, 'other')]);
+  t.match(other.error, { name: 'UsageError', message: /^--work-dir: .*holds an unfinished run/ }, 'a work directory in use is refused without --resume');
+  t.notOk(other.lines.some((e) => e.type === 'calibration-set'), 'before any bundle is built');
+  t.ok(bundleBytes.equals(await readFile(join(work, 'calibration.safetensors'))), 'and the run\'s bundle is untouched');
+
   const broken = join(root, 'broken.json');
   const records = JSON.parse(await readFile(set.json, 'utf8')) as { image: string }[];
   records[1].image = 'not-there.png';
