@@ -2,8 +2,8 @@
 // weights, the real tensor names and config fields, a real tokenizer.json), the built-in
 // calibration set (rendered document, chart and table images with texts about them), calibration
 // bundles made by vlmq's own preprocessing and vision tower, RTN, GPTQ, GPTAQ and VLMQ at 3 bits,
-// their errors against full precision after every layer on held-out samples (text and image
-// tokens apart), and the VLMQ result exported as a GPTQ checkpoint and verified.
+// their errors against full precision after every layer and of the logits on held-out samples
+// (text and image tokens apart), the next-token agreement, and the VLMQ result exported as a GPTQ checkpoint and verified.
 import { join } from 'node:path';
 import { CalibrationBundle, type BundleSample } from './data/bundle.js';
 import { builtinRecords } from './data/builtin-set.js';
@@ -13,7 +13,7 @@ import { verifyCheckpoint, type VerifyReport } from './io/verify.js';
 import { loadModel } from './models/model.js';
 import { writeTinyCheckpoint } from './models/tiny-checkpoint.js';
 import type { PipelineEvent } from './pipeline/calibrated.js';
-import { type LayerErrors, layerErrors } from './pipeline/evaluate.js';
+import { type LayerErrors, type OutputErrors, modelErrors } from './pipeline/evaluate.js';
 import { type ModelMethod, quantize } from './pipeline/quantize.js';
 
 export const DEMO = {
@@ -29,7 +29,7 @@ export type DemoEvent =
   | { type: 'step'; step: string }
   | { type: 'calibration'; set: 'calibration' | 'held-out'; report: CalibrationReport }
   | { type: 'pipeline'; method: ModelMethod; event: PipelineEvent }
-  | { type: 'method'; method: ModelMethod; seconds: number; errors: LayerErrors[] };
+  | { type: 'method'; method: ModelMethod; seconds: number; errors: LayerErrors[]; output: OutputErrors };
 
 export interface DemoResult {
   dir: string;
@@ -37,6 +37,8 @@ export interface DemoResult {
   heldOut: CalibrationReport;
   /** Per method, the errors after every layer on the held-out samples. */
   errors: Record<ModelMethod, LayerErrors[]>;
+  /** Per method, the errors of the logits and the next-token agreement on the held-out samples. */
+  output: Record<ModelMethod, OutputErrors>;
   seconds: Record<ModelMethod, number>;
   export: ExportReport;
   verify: VerifyReport;
@@ -59,6 +61,7 @@ export async function runDemo(dir: string, options: { signal?: AbortSignal; onEv
     const bundle = await CalibrationBundle.open(calibration.path);
     const heldOutSamples = await readAll(heldOut.path);
     const errors = {} as Record<ModelMethod, LayerErrors[]>;
+    const output = {} as Record<ModelMethod, OutputErrors>;
     const seconds = {} as Record<ModelMethod, number>;
     let exported: ExportReport | null = null;
     try {
@@ -71,8 +74,8 @@ export async function runDemo(dir: string, options: { signal?: AbortSignal; onEv
           onEvent: (event) => emit({ type: 'pipeline', method, event }),
         });
         seconds[method] = (performance.now() - started) / 1000;
-        errors[method] = await layerErrors(model, run, heldOutSamples);
-        emit({ type: 'method', method, seconds: seconds[method], errors: errors[method] });
+        ({ layers: errors[method], output: output[method] } = await modelErrors(model, run, heldOutSamples));
+        emit({ type: 'method', method, seconds: seconds[method], errors: errors[method], output: output[method] });
         if (method === 'vlmq') {
           exported = await run.save(join(dir, 'vlmq-gptq'), { format: 'gptq_v2', signal });
           await run.save(join(dir, 'vlmq-fake-quant'), { format: 'fake-quant', fakeQuantDtype: 'F32', signal });
@@ -84,7 +87,7 @@ export async function runDemo(dir: string, options: { signal?: AbortSignal; onEv
     }
     emit({ type: 'step', step: 'verifying the exported GPTQ checkpoint' });
     const verify = await verifyCheckpoint(join(dir, 'vlmq-gptq'), { against: join(dir, 'vlmq-fake-quant') });
-    return { dir, calibration, heldOut, errors, seconds, export: exported!, verify };
+    return { dir, calibration, heldOut, errors, output, seconds, export: exported!, verify };
   } finally {
     await model.close();
   }

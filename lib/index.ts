@@ -48,8 +48,8 @@ export { llavaImageProcessorConfig, llavaImageTokens, packLlavaFeatures, preproc
 export type { LlavaImageInput, LlavaImageProcessorConfig } from './data/llava-image.js';
 export { VisionTower } from './pipeline/vision-tower.js';
 export type { ImageGrid } from './pipeline/vision-tower.js';
-export { layerErrors } from './pipeline/evaluate.js';
-export type { LayerErrors } from './pipeline/evaluate.js';
+export { layerErrors, modelErrors } from './pipeline/evaluate.js';
+export type { LayerErrors, ModalityErrors, OutputErrors } from './pipeline/evaluate.js';
 export { writeTinyCheckpoint } from './models/tiny-checkpoint.js';
 export type { TinyCheckpoint, TinyCheckpointOptions } from './models/tiny-checkpoint.js';
 export { runDemo } from './demo.js';

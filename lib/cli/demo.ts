@@ -67,34 +67,34 @@ function report(out: Output, e: DemoEvent): void {
     out.event('calibration', { set: e.set, ...r });
     out.log(`${e.set}: ${r.samples} samples, ${r.tokens} tokens (${r.imageTokens} image tokens)${r.dropped.length ? `, ${r.dropped.length} dropped` : ''}${r.truncated ? `, ${r.truncated} truncated` : ''}`);
   } else if (e.type === 'method') {
-    out.event('method', { method: e.method, seconds: e.seconds, errors: e.errors });
+    out.event('method', { method: e.method, seconds: e.seconds, errors: e.errors, output: e.output });
     out.log(`${e.method}: done in ${formatSeconds(e.seconds)}`);
   }
 }
 
 const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
 
-/** The errors after every layer (all tokens), then the final text/image/all errors, per method. */
+/** Per method: the errors after every layer (all tokens), the logits' errors on text and image tokens, the next-token agreement. */
 function table(r: DemoResult, seconds: number, dir: string | null): string {
   const layers = r.errors.rtn.length;
-  const headers = ['method', ...Array.from({ length: layers }, (_, l) => `layer ${l}`), 'final text', 'final image', 'final all', 'seconds'];
+  const headers = ['method', ...Array.from({ length: layers }, (_, l) => `layer ${l}`), 'logits text', 'logits image', 'top-1 text', 'seconds'];
   const rows = DEMO_METHODS.map((m) => {
-    const e = r.errors[m];
-    const last = e[e.length - 1];
-    return [m, ...e.map((x) => percent(x.all)), percent(last.text), percent(last.image), percent(last.all), m === 'rtn' ? '-' : r.seconds[m].toFixed(1)];
+    const o = r.output[m];
+    return [m, ...r.errors[m].map((x) => percent(x.all)), percent(o.text), percent(o.image), percent(o.top1Text), m === 'rtn' ? '-' : r.seconds[m].toFixed(1)];
   });
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const vlmq = r.errors.vlmq.at(-1)!;
-  const best = DEMO_METHODS.filter((m) => m !== 'vlmq').map((m) => `${m} ${(vlmq.all / r.errors[m].at(-1)!.all).toFixed(2)}×`).join(', ');
+  const ratios = DEMO_METHODS.filter((m) => m !== 'vlmq').map((m) => `${m} ${(r.output.vlmq.all / r.output[m].all).toFixed(2)}×`).join(', ');
   return [
-    `Relative squared error of the hidden states against full precision on ${r.heldOut.samples} held-out samples (${r.heldOut.tokens} tokens, ${r.heldOut.imageTokens} of them image tokens), ${DEMO.bits}-bit:`,
+    `Relative squared error against full precision on ${r.heldOut.samples} held-out samples (${r.heldOut.tokens} tokens, ${r.heldOut.imageTokens} of them image tokens), ${DEMO.bits}-bit:`,
+    'hidden states after each layer (all tokens), then the logits (text and image tokens), and how often the most likely next token',
+    'of a text position is the full-precision one.',
     '',
     line(headers),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
     '',
-    `VLMQ's final error relative to: ${best}. (RTN needs no calibration: its codes are computed as they are used.)`,
+    `VLMQ's logit error relative to: ${ratios}. (RTN needs no calibration: its codes are computed as they are used.)`,
     `Calibrated on ${r.calibration.samples} samples (${r.calibration.tokens} tokens). VLMQ exported as ${r.export.format} and verified: ${r.verify.problems.length === 0 ? 'ok' : `${r.verify.problems.length} problem(s)`}.`,
     dir ? `Everything is in ${dir} (try: vlmq inspect ${join(dir, 'vlmq-gptq')}).` : 'Done in a temporary directory, now removed (--dir DIR keeps it).',
     `Total ${formatSeconds(seconds)}.`,

@@ -9,7 +9,7 @@ import { jsonLines, jsonResult, runCli } from '../helpers/cli.js';
 const METHODS = ['rtn', 'gptq', 'gptaq', 'vlmq'];
 type Errors = { text: number; image: number; all: number }[];
 
-t.test('vlmq demo --json: every method, per-layer errors by modality, the calibrated methods far below RTN, a verified export; the temp dir is removed', async (t) => {
+t.test('vlmq demo --json: every method, per-layer and logit errors by modality, the calibrated methods far below RTN, a verified export; the temp dir is removed', async (t) => {
   const tmp = t.testdir();
   const run = await runCli(['demo', '--json'], { env: { TMPDIR: tmp }, timeoutMs: 300_000 });
   t.equal(run.code, 0, run.stderr);
@@ -24,6 +24,13 @@ t.test('vlmq demo --json: every method, per-layer errors by modality, the calibr
   }
   const final = (m: string) => (result.errors[m] as Errors).at(-1)!.all;
   for (const method of ['gptq', 'gptaq', 'vlmq']) t.ok(final(method) < final('rtn') / 2, `${method} (${final(method)}) is well below RTN (${final('rtn')})`);
+  for (const method of METHODS) {
+    const o = result.output[method] as { text: number; image: number; all: number; top1Text: number };
+    t.ok(o.text > 0 && o.image > 0 && o.top1Text > 0 && o.top1Text <= 1, `${method}: logit errors and next-token agreement`);
+  }
+  for (const method of ['gptq', 'gptaq', 'vlmq']) {
+    t.ok(result.output[method].all < result.output.rtn.all / 2 && result.output[method].top1Text > result.output.rtn.top1Text, `${method}: logits closer to full precision than RTN's, more next tokens agree`);
+  }
   const steps = jsonLines(run.stdout).filter((e) => e.type === 'method').map((e) => e.method);
   t.same(steps, METHODS, 'a method event for each method, in order');
   t.same(readdirSync(tmp).filter((name) => name.startsWith('vlmq')), [], 'no vlmq directory is left in the temp directory (tsx keeps its cache there)');
@@ -33,7 +40,7 @@ t.test('vlmq demo --dir keeps everything; the export passes vlmq verify; a non-e
   const dir = join(t.testdir(), 'demo');
   const run = await runCli(['demo', '--dir', dir], { timeoutMs: 300_000 });
   t.equal(run.code, 0, run.stderr);
-  t.match(run.stdout, /^method +layer 0 +layer 1 +layer 2 +layer 3 +final text +final image +final all +seconds$/m, 'the table header');
+  t.match(run.stdout, /^method +layer 0 +layer 1 +layer 2 +layer 3 +logits text +logits image +top-1 text +seconds$/m, 'the table header');
   t.match(run.stdout, /^vlmq +(\d+\.\d\d% +){7}\d+\.\d$/m, 'a VLMQ row');
   for (const path of ['model/config.json', 'vlmq-gptq/config.json', 'vlmq-fake-quant/config.json', 'calibration.safetensors', 'builtin-set/calibration.json']) t.ok(existsSync(join(dir, path)), path);
   const verify = await runCli(['verify', join(dir, 'vlmq-gptq'), '--against', join(dir, 'vlmq-fake-quant')]);
