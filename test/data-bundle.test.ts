@@ -1,10 +1,11 @@
 // The calibration bundle: round trips (F32/F16/BF16 embeddings, 1-D and M-RoPE positions, varying
-// T), lazy per-sample reads, every validation error of the writer and of open(), and the fingerprint.
+// T), lazy per-sample reads, every validation error of the writer and of open(), the fingerprint,
+// and the planned writer that computes samples one at a time.
 import t from 'tap';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CalibrationBundle, writeCalibrationBundle, type BundleSample } from '../lib/data/bundle.js';
+import { CalibrationBundle, writeCalibrationBundle, writePlannedCalibrationBundle, type BundleSample } from '../lib/data/bundle.js';
 import { mropePositions, sequentialPositions } from '../lib/data/positions.js';
 import { SafetensorsFile, writeSafetensors, type WritableTensor } from '../lib/io/safetensors.js';
 import { f32ToBf16, f32ToF16, type DType, type Tensor } from '../lib/tensor.js';
@@ -352,4 +353,43 @@ t.test('fingerprint: stable across reopening and identical rewrites, different a
   await writeCalibrationBundle(path, [...samples, makeSample(2, 4, 'BF16', 3, 9)], { metadata: { source: 'a' } });
   t.not(await fingerprintOf(), first, 'one more sample');
   t.ok((await stat(path)).size > 0);
+});
+
+t.test('writePlannedCalibrationBundle: the same file as writeCalibrationBundle, each sample loaded when written', async (t) => {
+  const dir = t.testdir();
+  for (const dtype of ['F32', 'BF16'] as const) {
+    const samples = [5, 1, 9, 3, 7, 2, 4, 6, 8, 10, 11, 3].map((T, i) => makeSample(T, 6, dtype, 3, 40 + i));
+    const eager = join(dir, `eager-${dtype}.safetensors`), planned = join(dir, `planned-${dtype}.safetensors`);
+    await writeCalibrationBundle(eager, samples, { metadata: { source: 'test' } });
+    const loads = samples.map(() => 0);
+    let alive = 0, mostAlive = 0;
+    const summary = await writePlannedCalibrationBundle(planned, {
+      hidden: 6, positionRows: 3, embeddingsDType: dtype,
+      samples: samples.map((s, i) => ({
+        tokens: s.modality.length,
+        load: async () => {
+          loads[i]++;
+          mostAlive = Math.max(mostAlive, ++alive);
+          await new Promise((resolve) => setImmediate(resolve));
+          alive--;
+          return { ...s, embeddings: { ...s.embeddings, data: s.embeddings.data.slice() } };
+        },
+      })),
+    }, { metadata: { source: 'test' } });
+    t.match(summary, { samples: 12, hidden: 6, positionRows: 3, embeddingsDType: dtype, totalTokens: samples.reduce((n, s) => n + s.modality.length, 0) });
+    t.ok((await readFile(planned)).equals(await readFile(eager)), `${dtype}: byte-identical to the eager writer's file`);
+    t.same(loads, samples.map(() => (dtype === 'F32' ? 1 : 2)), `${dtype}: each sample loaded ${dtype === 'F32' ? 'once' : 'twice (positions come first)'}`);
+    t.equal(mostAlive, 1, `${dtype}: one sample at a time`);
+  }
+});
+
+t.test('writePlannedCalibrationBundle: a sample that does not match its plan is an error naming it, and no file is left', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'bad.safetensors');
+  const samples = [makeSample(4, 6, 'F32', 1, 1), makeSample(5, 6, 'F32', 1, 2)];
+  const plan = (tokens: number[]) => ({ hidden: 6, positionRows: 1 as const, embeddingsDType: 'F32' as const, samples: samples.map((s, i) => ({ tokens: tokens[i], load: async () => s })) });
+  await t.rejects(writePlannedCalibrationBundle(path, plan([4, 6])), { code: 'ERR_VLMQ_INVALID_ARG', message: /^sample 1 has 5 tokens of width 6 \(F32, 1 position row\(s\)\), but the plan said 6 tokens of width 6/ });
+  await t.rejects(writePlannedCalibrationBundle(path, { ...plan([4, 5]), hidden: 8 }), { message: /^sample 0 has 4 tokens of width 6 .*, but the plan said 4 tokens of width 8/ });
+  await t.rejects(writePlannedCalibrationBundle(path, { ...plan([4, 5]), samples: [] }), { message: /plan\.samples/ });
+  t.same(await readdir(dir), [], 'nothing written, no temporary file left');
 });

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { decodeImage, resizeBicubic, roundHalfEven, type RgbImage } from '../lib/data/image.js';
+import { decodeImage, readImageSize, resizeBicubic, roundHalfEven, type RgbImage } from '../lib/data/image.js';
 
 const raw = (width: number, height: number, channels: 1 | 2 | 3 | 4, pixel: (x: number, y: number, c: number) => number) => {
   const data = Buffer.alloc(width * height * channels);
@@ -282,4 +282,22 @@ t.test('roundHalfEven is Python round(): ties go to the even integer', async (t)
   ];
   for (const [x, expected] of cases) t.equal(roundHalfEven(x), expected, `round(${x}) = ${expected}`);
   t.ok(Object.is(roundHalfEven(-0.4), 0), 'no negative zero');
+});
+
+t.test('readImageSize: the size decodeImage gives, from the header, with the same errors', async (t) => {
+  const dir = t.testdir({ 'corrupt.png': 'this is not an image at all', 'empty.jpg': '' });
+  const images = join(import.meta.dirname, 'fixtures', 'transformers', 'images');
+  for (const file of ['wide.png', 'small-alpha.png', 'tall-gray.png', 'photo.jpg']) {
+    const decoded = await decodeImage(join(images, file));
+    t.same(await readImageSize(join(images, file)), { width: decoded.width, height: decoded.height }, file);
+  }
+  // an EXIF orientation of 6 (rotate 90°) is not applied by either
+  const { data, info } = raw(40, 10, 3, (x) => x * 6);
+  const rotated = join(dir, 'rotated.jpg');
+  await sharp(data, info).withMetadata({ orientation: 6 }).jpeg().toFile(rotated);
+  t.same(await readImageSize(rotated), { width: 40, height: 10 }, 'EXIF orientation ignored');
+  t.same([(await decodeImage(rotated)).width, (await decodeImage(rotated)).height], [40, 10]);
+  for (const [file, why] of [['missing.png', /no such file/], ['corrupt.png', /cannot be decoded/], ['empty.jpg', /empty/]] as const) {
+    await t.rejects(readImageSize(join(dir, file)), { code: 'ERR_VLMQ_BAD_FILE', message: new RegExp(`^${join(dir, file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*${why.source}`) }, file);
+  }
 });

@@ -44,7 +44,7 @@ const CALIBRATION_FLAGS = ['images', 'samples', 'max-tokens', 'seed', 'base', 'i
 const FLAGS: FlagTable = {
   model: { type: 'string', value: 'DIR', description: 'checkpoint directory to quantize: config.json and model.safetensors, or shards with model.safetensors.index.json (Qwen2-VL, Qwen2.5-VL or LLaVA-OneVision, either tensor layout)', group: 'Files' },
   calib: { type: 'string', value: 'FILE', description: 'calibration data for gptq, gptaq and vlmq: image-text pairs as ShareGPT4V JSON (.json) or JSONL {image, prompt, answer} (.jsonl), or a calibration bundle (.safetensors: per-sample input embeddings, position ids, modality mask; see README)', group: 'Calibration' },
-  images: { type: 'string', value: 'DIR', description: 'folder the image paths of --calib are relative to', default: "the JSONL file's folder", group: 'Calibration' },
+  images: { type: 'string', value: 'DIR', description: 'folder the image paths of --calib are relative to', default: "the --calib file's folder", group: 'Calibration' },
   samples: { type: 'string', value: 'N', description: 'records of --calib to use, chosen with --seed', default: 'all', group: 'Calibration' },
   'max-tokens': { type: 'string', value: 'N', description: 'longest sample; longer ones lose the end of their text, or are dropped (and reported) when the cut would fall in an image', default: `${DEFAULT_MAX_TOKENS.qwen} (Qwen2-VL, Qwen2.5-VL), ${DEFAULT_MAX_TOKENS.llava} (LLaVA-OneVision)`, group: 'Calibration' },
   seed: { type: 'string', value: 'S', description: 'seed of the choice of records', default: '0', group: 'Calibration' },

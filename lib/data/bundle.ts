@@ -15,7 +15,7 @@
 
 import { createHash } from 'node:crypto';
 import { open as openFile } from 'node:fs/promises';
-import { fileError, invalidParameterError } from '../errors.js';
+import { VlmqError, fileError, invalidParameterError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors, type WritableTensor } from '../io/safetensors.js';
 import { toFloat32, type Tensor } from '../tensor.js';
 
@@ -77,10 +77,21 @@ export interface CalibrationBundleSummary {
 
 // --- writing --------------------------------------------------------------------------------
 
-/** A sample that passed validation, with the shape facts the header needs. */
-interface CheckedSample {
-  sample: BundleSample;
+/**
+ * A sample whose size is known before its data: the planned writer calls `load` when it reaches
+ * the sample, so a bundle built from images holds one sample in memory, not all of them.
+ */
+export interface PlannedBundleSample {
   tokens: number;
+  load: () => Promise<BundleSample>;
+}
+
+/** The shape of every sample of a planned bundle. */
+export interface BundlePlan {
+  hidden: number;
+  positionRows: 1 | 3;
+  embeddingsDType: BundleEmbeddingDType;
+  samples: readonly PlannedBundleSample[];
 }
 
 /**
@@ -90,7 +101,8 @@ interface CheckedSample {
  * embeddings dtype for all samples, positions of length T (1-D) or 3T (M-RoPE) with the same
  * layout for all samples, modality of length T with values in {0, 1, 2} — and an error names
  * the sample and the field. The header precedes the data, so all samples are held until the
- * write (the caller's buffers are written as they are: do not change them while this runs).
+ * write (the caller's buffers are written as they are: do not change them while this runs);
+ * writePlannedCalibrationBundle writes samples computed one at a time.
  */
 export async function writeCalibrationBundle(
   path: string,
@@ -99,48 +111,78 @@ export async function writeCalibrationBundle(
 ): Promise<CalibrationBundleSummary> {
   if (typeof path !== 'string' || path === '') throw invalidParameterError('path', 'a non-empty file path', path);
   if (!isIterable(samples)) throw invalidParameterError('samples', 'an iterable or async iterable of { embeddings, positions, modality }', samples);
-  const userMetadata = checkUserMetadata(options?.metadata);
+  checkUserMetadata(options?.metadata);
 
-  const checked: CheckedSample[] = [];
-  let first: { hidden: number; dtype: BundleEmbeddingDType; positionRows: 1 | 3 } | null = null;
+  const planned: PlannedBundleSample[] = [];
+  let first: Omit<BundlePlan, 'samples'> | null = null;
   for await (const sample of samples) {
-    const i = checked.length;
+    const i = planned.length;
     const { tokens, hidden, dtype, positionRows } = checkSample(sample, i);
     if (first === null) {
-      first = { hidden, dtype, positionRows };
+      first = { hidden, embeddingsDType: dtype, positionRows };
     } else {
       if (hidden !== first.hidden) {
         throw invalidParameterError(`shape of embeddings of sample ${i}`, `[T, ${first.hidden}] (sample 0 has hidden size ${first.hidden})`, sample.embeddings.shape);
       }
-      if (dtype !== first.dtype) {
-        throw invalidParameterError(`dtype of embeddings of sample ${i}`, `${first.dtype} (the dtype of sample 0; all samples share one)`, dtype);
+      if (dtype !== first.embeddingsDType) {
+        throw invalidParameterError(`dtype of embeddings of sample ${i}`, `${first.embeddingsDType} (the dtype of sample 0; all samples share one)`, dtype);
       }
       if (positionRows !== first.positionRows) {
         const expected = first.positionRows === 3 ? `3·T = ${3 * tokens} values (M-RoPE, like sample 0)` : `T = ${tokens} values (1-D, like sample 0)`;
         throw invalidParameterError(`positions of sample ${i}`, expected, sample.positions);
       }
     }
-    checked.push({ sample, tokens });
+    planned.push({ tokens, load: async () => sample });
   }
   if (first === null) throw invalidParameterError('samples', 'at least one sample', samples);
+  return writePlannedCalibrationBundle(path, { ...first, samples: planned }, options);
+}
 
-  const { hidden, dtype, positionRows } = first;
+/**
+ * Writes a calibration bundle whose samples are computed while it is written: the header comes
+ * from the plan, and each sample's `load` runs when the writer reaches it (atomically, as
+ * writeCalibrationBundle). A loaded sample that does not match its plan is an error naming it.
+ * With F32 embeddings the writer takes every sample's embeddings first and `load` runs once per
+ * sample; with 16-bit embeddings the positions come first (the file's layout puts wider dtypes
+ * first) and `load` runs twice.
+ */
+export async function writePlannedCalibrationBundle(path: string, plan: BundlePlan, options: WriteCalibrationBundleOptions = {}): Promise<CalibrationBundleSummary> {
+  if (typeof path !== 'string' || path === '') throw invalidParameterError('path', 'a non-empty file path', path);
+  const userMetadata = checkUserMetadata(options?.metadata);
+  const { hidden, positionRows, embeddingsDType: dtype, samples } = plan;
+  if (samples.length === 0) throw invalidParameterError('plan.samples', 'at least one sample', samples);
   const metadata: Record<string, string> = {
     ...userMetadata,
     vlmq_bundle: BUNDLE_VERSION,
-    samples: String(checked.length),
+    samples: String(samples.length),
     hidden: String(hidden),
     position_rows: String(positionRows),
   };
-  const tensors: WritableTensor[] = [];
-  checked.forEach(({ sample, tokens }, i) => {
-    tensors.push({ name: bundleTensorName(i, 'embeddings'), dtype, shape: [tokens, hidden], data: sample.embeddings.data });
-    tensors.push({ name: bundleTensorName(i, 'positions'), dtype: 'I32', shape: positionRows === 3 ? [3, tokens] : [tokens], data: sample.positions });
-    tensors.push({ name: bundleTensorName(i, 'modality'), dtype: 'U8', shape: [tokens], data: sample.modality });
-  });
+  // The writer asks for the embeddings first (widest dtype first); the small parts wait here.
+  const rest = new Map<number, Pick<BundleSample, 'positions' | 'modality'>>();
+  const load = async (i: number) => {
+    const sample = await samples[i].load();
+    const got = checkSample(sample, i);
+    if (got.tokens !== samples[i].tokens || got.hidden !== hidden || got.dtype !== dtype || got.positionRows !== positionRows) {
+      const describe = (o: { tokens: number; hidden: number; dtype: string; positionRows: number }) => `${o.tokens} tokens of width ${o.hidden} (${o.dtype}, ${o.positionRows} position row(s))`;
+      throw new VlmqError('ERR_VLMQ_INVALID_ARG', `sample ${i} has ${describe(got)}, but the plan said ${describe({ tokens: samples[i].tokens, hidden, dtype, positionRows })}`);
+    }
+    rest.set(i, { positions: sample.positions, modality: sample.modality });
+    return sample;
+  };
+  const part = async (i: number, kind: 'positions' | 'modality') => {
+    const value = (rest.get(i) ?? (await load(i)))[kind];
+    if (kind === 'modality') rest.delete(i);
+    return value;
+  };
+  const tensors: WritableTensor[] = samples.flatMap(({ tokens }, i) => [
+    { name: bundleTensorName(i, 'embeddings'), dtype, shape: [tokens, hidden], data: async () => (await load(i)).embeddings.data },
+    { name: bundleTensorName(i, 'positions'), dtype: 'I32', shape: positionRows === 3 ? [3, tokens] : [tokens], data: () => part(i, 'positions') },
+    { name: bundleTensorName(i, 'modality'), dtype: 'U8', shape: [tokens], data: () => part(i, 'modality') },
+  ]);
   await writeSafetensors(path, tensors, { metadata });
-  const totalTokens = checked.reduce((sum, { tokens }) => sum + tokens, 0);
-  return { samples: checked.length, hidden, positionRows, embeddingsDType: dtype, totalTokens };
+  const totalTokens = samples.reduce((sum, { tokens }) => sum + tokens, 0);
+  return { samples: samples.length, hidden, positionRows, embeddingsDType: dtype, totalTokens };
 }
 
 function checkSample(sample: BundleSample, i: number): { tokens: number; hidden: number; dtype: BundleEmbeddingDType; positionRows: 1 | 3 } {

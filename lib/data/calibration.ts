@@ -18,13 +18,13 @@ import { VisionTower } from '../pipeline/vision-tower.js';
 import { gatherRows } from '../tensor.js';
 import { canonicalJson, readOptionalJson } from '../json.js';
 import { packageVersion } from '../version.js';
-import { type BundleSample, CalibrationBundle, MODALITY, writeCalibrationBundle } from './bundle.js';
+import { type BundleSample, CalibrationBundle, MODALITY, writePlannedCalibrationBundle } from './bundle.js';
 import { type CalibrationRecord, readCalibrationSet, readShareGPT4V, sampleRecords } from './calibration-set.js';
-import { decodeImage } from './image.js';
-import { type LlavaImageInput, type LlavaImageProcessorConfig, llavaImageProcessorConfig, packLlavaFeatures, preprocessLlavaImage } from './llava-image.js';
+import { type RgbImage, decodeImage, readImageSize } from './image.js';
+import { type LlavaImageInput, type LlavaImageProcessorConfig, llavaImageProcessorConfig, llavaImageTokens, packLlavaFeatures, preprocessLlavaImage } from './llava-image.js';
 import { type PositionPart, mropePositions, sequentialPositions } from './positions.js';
 import { TextProcessor } from './processor.js';
-import { type QwenImageInput, type QwenImageProcessorConfig, preprocessQwenImage, qwenImageProcessorConfig } from './qwen-image.js';
+import { type QwenImageInput, type QwenImageProcessorConfig, preprocessQwenImage, qwenImageProcessorConfig, qwenImageTokens } from './qwen-image.js';
 
 export interface CalibrationBuildOptions {
   /** Records to use, chosen with `seed` (default: all of them, in a seeded order). */
@@ -100,9 +100,20 @@ const SOURCE_KEY = 'vlmq_calibration_source';
 /** One image, preprocessed for the model's vision tower. */
 type ImageInput = { kind: 'qwen'; input: QwenImageInput } | { kind: 'llava'; input: LlavaImageInput };
 
+/** The model's image processor: the token count of an image size, and the preprocessing itself. */
+interface ImageProcessor {
+  tokens(size: { width: number; height: number }, label: string): number;
+  preprocess(image: RgbImage, label: string): ImageInput;
+}
+
 /**
  * Builds the calibration bundle of `records` for `model` at `path` (written atomically). Every
  * problem with an image or a record is an error that names it.
+ *
+ * Two passes: the first plans every sample from the image headers alone (token ids, the length
+ * rule), so the bundle's header is known before any image is decoded; the second computes each
+ * sample (decode, preprocess, vision tower, embeddings) when the writer reaches it, so memory
+ * holds one sample, not the whole set.
  */
 export async function buildCalibrationBundle(model: Model, records: readonly CalibrationRecord[], path: string, options: CalibrationBuildOptions = {}, metadata: Record<string, string> = {}): Promise<CalibrationReport> {
   const llava = model.architecture.id === 'llava_onevision';
@@ -111,42 +122,52 @@ export async function buildCalibrationBundle(model: Model, records: readonly Cal
   const chosen = sampleRecords(records, options.samples ?? records.length, options.seed ?? 0);
   const text = await TextProcessor.load(model);
   const images = await imageProcessor(model);
-  const tower = await VisionTower.load(model);
-  const embeddings = await model.checkpoint.read(`${model.architecture.languagePrefixes(model.layout).embedTokens}.weight`);
   const report: CalibrationReport = { path, samples: 0, tokens: 0, imageTokens: 0, truncated: 0, dropped: [] };
-  const samples: BundleSample[] = [];
-  try {
-    for (const [k, record] of chosen.entries()) {
-      options.signal?.throwIfAborted();
-      const label = `record ${record.id}`;
-      const inputs = await Promise.all(record.images.map(async (file) => images(await decodeImage(file), file)));
-      let ids = text.conversationIds({ images: inputs.length, prompt: record.prompt, answer: record.answer }, inputs.map((i) => i.input.tokens), label);
-      if (ids.length > maxTokens) {
-        if (ids.lastIndexOf(text.imageTokenId) >= maxTokens) {
-          report.dropped.push({ id: record.id, reason: `${ids.length} tokens; cutting to ${maxTokens} would cut into an image` });
-          options.onProgress?.(k + 1, chosen.length);
-          continue;
-        }
-        ids = ids.subarray(0, maxTokens);
-        report.truncated++;
+
+  const planned: { record: CalibrationRecord; ids: Int32Array }[] = [];
+  for (const record of chosen) {
+    options.signal?.throwIfAborted();
+    const sizes = await Promise.all(record.images.map((file) => readImageSize(file)));
+    let ids = text.conversationIds({ images: sizes.length, prompt: record.prompt, answer: record.answer }, sizes.map((size, k) => images.tokens(size, record.images[k])), `record ${record.id}`);
+    if (ids.length > maxTokens) {
+      if (ids.lastIndexOf(text.imageTokenId) >= maxTokens) {
+        report.dropped.push({ id: record.id, reason: `${ids.length} tokens; cutting to ${maxTokens} would cut into an image` });
+        continue;
       }
-      const features = await imageFeatures(tower, inputs, model);
-      samples.push(assemble(model, ids, text.imageTokenId, embeddings, features, inputs, label));
-      report.samples++;
-      report.tokens += ids.length;
-      report.imageTokens += features.length / model.config.text.hiddenSize;
-      options.onProgress?.(k + 1, chosen.length);
+      ids = ids.subarray(0, maxTokens);
+      report.truncated++;
     }
+    planned.push({ record, ids });
+    report.samples++;
+    report.tokens += ids.length;
+    report.imageTokens += ids.reduce((n, id) => n + (id === text.imageTokenId ? 1 : 0), 0);
+  }
+  if (planned.length === 0) throw new VlmqError('ERR_VLMQ_BAD_FILE', `no calibration sample fits in ${maxTokens} tokens (${report.dropped.length} dropped: ${report.dropped[0]?.reason ?? 'no records'})`);
+
+  const tower = await VisionTower.load(model);
+  const table = await model.checkpoint.read(`${model.architecture.languagePrefixes(model.layout).embedTokens}.weight`);
+  let done = 0;
+  const sample = async ({ record, ids }: (typeof planned)[number]): Promise<BundleSample> => {
+    options.signal?.throwIfAborted();
+    const label = `record ${record.id}`;
+    const inputs = await Promise.all(record.images.map(async (file) => images.preprocess(await decodeImage(file), file)));
+    const result = assemble(model, ids, text.imageTokenId, table, await imageFeatures(tower, inputs, model), inputs, label);
+    options.onProgress?.(++done, planned.length);
+    return result;
+  };
+  try {
+    await writePlannedCalibrationBundle(path, {
+      hidden: model.config.text.hiddenSize, positionRows: model.config.text.mropeSection ? 3 : 1, embeddingsDType: 'F32',
+      samples: planned.map((p) => ({ tokens: p.ids.length, load: () => sample(p) })),
+    }, { metadata: { ...metadata, source: 'vlmq image-text calibration', model_type: model.architecture.id } });
   } finally {
     tower.dispose();
   }
-  if (samples.length === 0) throw new VlmqError('ERR_VLMQ_BAD_FILE', `no calibration sample fits in ${maxTokens} tokens (${report.dropped.length} dropped: ${report.dropped[0]?.reason ?? 'no records'})`);
-  await writeCalibrationBundle(path, samples, { metadata: { ...metadata, source: 'vlmq image-text calibration', model_type: model.architecture.id } });
   return report;
 }
 
-/** The model's image preprocessing, from its preprocessor_config.json (and processor_config.json). */
-async function imageProcessor(model: Model): Promise<(image: Awaited<ReturnType<typeof decodeImage>>, label: string) => ImageInput> {
+/** The model's image processor, from its preprocessor_config.json (and processor_config.json). */
+async function imageProcessor(model: Model): Promise<ImageProcessor> {
   const file = join(model.dir, 'preprocessor_config.json');
   const json = await readOptionalJson(file);
   if (json === null) throw new VlmqError('ERR_VLMQ_BAD_FILE', `${file}: missing; vlmq needs the image processor settings to calibrate on images`);
@@ -155,10 +176,16 @@ async function imageProcessor(model: Model): Promise<(image: Awaited<ReturnType<
     const config: LlavaImageProcessorConfig = llavaImageProcessorConfig(json, processor, model.config.raw, file);
     const vision = model.config.vision as SiglipVisionConfig;
     const perSide = Math.floor(vision.imageSize / vision.patchSize);
-    return (image, label) => ({ kind: 'llava', input: preprocessLlavaImage(image, config, perSide, label) });
+    return {
+      tokens: ({ width, height }, label) => llavaImageTokens(height, width, config, perSide, label),
+      preprocess: (image, label) => ({ kind: 'llava', input: preprocessLlavaImage(image, config, perSide, label) }),
+    };
   }
   const config: QwenImageProcessorConfig = qwenImageProcessorConfig(json, file);
-  return (image, label) => ({ kind: 'qwen', input: preprocessQwenImage(image, config, label) });
+  return {
+    tokens: ({ width, height }, label) => qwenImageTokens(height, width, config, label),
+    preprocess: (image, label) => ({ kind: 'qwen', input: preprocessQwenImage(image, config, label) }),
+  };
 }
 
 /** The language-model inputs of a sample's images, in order: [Σ tokens, hidden]. */

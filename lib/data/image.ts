@@ -66,17 +66,31 @@ export async function decodeImage(source: string | Uint8Array, label?: string, o
   const alpha = options.alpha ?? 'drop';
   if (alpha !== 'drop' && alpha !== 'white') throw invalidParameterError('alpha', "'drop' or 'white'", alpha);
   const name = label ?? (typeof source === 'string' ? source : 'image bytes');
-  const bytes = typeof source === 'string' ? await readImageFile(source, name) : source;
-  if (bytes.length === 0) throw fileError(name, 'is empty (0 bytes), not an image');
-
-  const metadata = await decodeStep(name, () => open(bytes).metadata());
-  if (!metadata.width || !metadata.height) {
-    throw fileError(name, `has zero size (${metadata.width ?? 0}×${metadata.height ?? 0} pixels)`);
-  }
+  const { bytes, metadata } = await probe(source, name);
   if (metadata.space === 'cmyk') return decodeStep(name, () => decodeCmyk(bytes));
   if (metadata.space === 'grey16' && metadata.channels === 1) return decodeStep(name, () => decodeGrey16(bytes));
   const { data, info } = await decodeStep(name, () => open(bytes).raw().toBuffer({ resolveWithObject: true }));
   return { width: info.width, height: info.height, data: toRgb(data, info.channels, alpha) };
+}
+
+/**
+ * The size of an image file as decodeImage gives it (no EXIF rotation), from its header, with the
+ * same errors: what a calibration set is planned with before any image is decoded.
+ */
+export async function readImageSize(path: string, label?: string): Promise<{ width: number; height: number }> {
+  const { metadata } = await probe(path, label ?? path);
+  return { width: metadata.width!, height: metadata.height! };
+}
+
+/** The bytes and header of an image, or an error that names it. */
+async function probe(source: string | Uint8Array, name: string) {
+  const bytes = typeof source === 'string' ? await readImageFile(source, name) : source;
+  if (bytes.length === 0) throw fileError(name, 'is empty (0 bytes), not an image');
+  const metadata = await decodeStep(name, () => open(bytes).metadata());
+  if (!metadata.width || !metadata.height) {
+    throw fileError(name, `has zero size (${metadata.width ?? 0}×${metadata.height ?? 0} pixels)`);
+  }
+  return { bytes, metadata };
 }
 
 async function readImageFile(path: string, name: string): Promise<Uint8Array> {

@@ -140,6 +140,17 @@ export interface QwenImageInput {
   tokens: number;
 }
 
+/** The resized [height, width] of an image of this size (smart_resize with the config's bounds). */
+function resizedSize(height: number, width: number, config: QwenImageProcessorConfig, label: string): [number, number] {
+  return smartResize(height, width, { factor: config.patchSize * config.mergeSize, minPixels: config.minPixels, maxPixels: config.maxPixels }, label);
+}
+
+/** The language-model tokens of an image of this size: (h̄/P)·(w̄/P) / merge² (one temporal patch). */
+export function qwenImageTokens(height: number, width: number, config: QwenImageProcessorConfig, label = 'image'): number {
+  const [h, w] = resizedSize(height, width, config, label);
+  return (h / config.patchSize) * (w / config.patchSize) / (config.mergeSize * config.mergeSize);
+}
+
 /**
  * Qwen2VLImageProcessor (slow) on one RGB image: smart_resize → PIL bicubic → rescale →
  * normalize (float32) → temporal repeat → patch flattening (see the top of this file).
@@ -147,7 +158,7 @@ export interface QwenImageInput {
 export function preprocessQwenImage(image: RgbImage, config: QwenImageProcessorConfig, label = 'image'): QwenImageInput {
   checkImage(image, 'image');
   const { patchSize: P, temporalPatchSize: T, mergeSize: m } = config;
-  const [height, width] = smartResize(image.height, image.width, { factor: P * m, minPixels: config.minPixels, maxPixels: config.maxPixels }, label);
+  const [height, width] = resizedSize(image.height, image.width, config, label);
   const resized = resizeBicubic(image, width, height);
   const planes = normalizedPlanes(resized, config);
   const gridH = height / P;
