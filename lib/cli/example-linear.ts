@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { writeSafetensors } from '../io/safetensors.js';
+import { mulberry32 } from '../random.js';
 import { HessianAccumulator } from '../quant/hessian-accumulator.js';
 import { type DType, f32ToBf16, f32ToF16 } from '../tensor.js';
 import { type FlagTable, UsageError, checkOutputPath, formatHelp, helpHint, integerInRange, parseFlags } from './args.js';
@@ -187,18 +188,6 @@ function randomWeight(rng: () => number, m: number, n: number, dtype: DType): Fl
   if (dtype === 'F32') return values;
   const encode = dtype === 'F16' ? f32ToF16 : f32ToBf16;
   return Uint16Array.from(values, (v) => encode(v));
-}
-
-/** mulberry32: a small seeded generator of uniforms in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A standard normal sample (Box–Muller). */

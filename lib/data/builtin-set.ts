@@ -27,7 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { fileError, invalidParameterError, VlmqError } from '../errors.js';
 import { readShareGPT4V, type CalibrationRecord } from './calibration-set.js';
-import { Random } from './synthetic.js';
+import { Random } from '../random.js';
 import { moveIntoPlace } from '../io/move-into-place.js';
 
 export interface BuiltinSetOptions {

@@ -24,7 +24,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describeValue, fileError, invalidParameterError, VlmqError } from '../errors.js';
-import { Random } from './synthetic.js';
+import { Random } from '../random.js';
 
 /** One image–text pair for calibration. */
 export interface CalibrationRecord {

@@ -17,6 +17,7 @@
 // tokens together span ≤ visionSubspace; text tokens span every direction.
 
 import { invalidParameterError } from '../errors.js';
+import { Random } from '../random.js';
 import { MODALITY, type BundleSample } from './bundle.js';
 import { modalityMask, mropePositions, sequentialPositions, type PositionPart } from './positions.js';
 
@@ -225,64 +226,4 @@ function voronoiRegions(rng: Random, h: number, w: number, regions: number): Uin
     }
   }
   return region;
-}
-
-/**
- * sfc32 seeded through splitmix32: uniforms in [0, 1) and standard normals (Box–Muller).
- * `uniform()` is integer arithmetic and one exact division, so a seed gives the same stream on every
- * platform (calibration-set.ts and builtin-set.ts use only it); `normal()` goes through Math.log and
- * Math.cos, which engines need not round alike.
- */
-export class Random {
-  #a: number;
-  #b: number;
-  #c: number;
-  #d: number;
-  #spare: number | null = null;
-
-  constructor(seed: number) {
-    const low = seed >>> 0;
-    const high = Math.floor(seed / 2 ** 32) >>> 0;
-    let state = (low ^ Math.imul(high, 0x9e3779b9)) >>> 0;
-    const next = () => {
-      state = (state + 0x9e3779b9) >>> 0;
-      let z = state;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.#a = next();
-    this.#b = next();
-    this.#c = next();
-    this.#d = next();
-    for (let k = 0; k < 12; k++) this.#next();
-  }
-
-  #next(): number {
-    let t = (this.#a + this.#b) | 0;
-    this.#a = this.#b ^ (this.#b >>> 9);
-    this.#b = (this.#c + (this.#c << 3)) | 0;
-    this.#c = (this.#c << 21) | (this.#c >>> 11);
-    this.#d = (this.#d + 1) | 0;
-    t = (t + this.#d) | 0;
-    this.#c = (this.#c + t) | 0;
-    return t >>> 0;
-  }
-
-  uniform(): number {
-    return this.#next() / 4294967296;
-  }
-
-  normal(): number {
-    if (this.#spare !== null) {
-      const spare = this.#spare;
-      this.#spare = null;
-      return spare;
-    }
-    const u = (this.#next() + 0.5) / 4294967296; // (0, 1): log(u) is finite
-    const v = this.uniform();
-    const radius = Math.sqrt(-2 * Math.log(u));
-    this.#spare = radius * Math.sin(2 * Math.PI * v);
-    return radius * Math.cos(2 * Math.PI * v);
-  }
 }

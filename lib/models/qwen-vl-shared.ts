@@ -1,8 +1,8 @@
-// What Qwen2-VL and Qwen2.5-VL share: tensor layouts, config reading of the language model and
-// of the vision tower's common fields (docs/formats.md §3.1–§3.3).
+// What Qwen2-VL and Qwen2.5-VL share: tensor layouts, config reading of the language model, the
+// vision tower's common tensors and the Architecture around them (docs/formats.md §3.1–§3.3).
 import { ConfigReader, type Json, tokenIds } from './config-fields.js';
 import { parseTextConfig, textFields } from './decoder.js';
-import type { LanguagePrefixes, TensorLayout, TextConfig } from './types.js';
+import type { Architecture, ExpectedTensor, LanguagePrefixes, ModelConfig, QwenVisionConfig, TensorLayout, TextConfig } from './types.js';
 
 export const QWEN_TOKEN_FIELDS = [
   'image_token_id', 'video_token_id', 'vision_start_token_id', 'vision_end_token_id', 'vision_token_id',
@@ -27,4 +27,53 @@ export function qwenText(raw: Json, file: string): { top: ConfigReader; text: Te
   const top = new ConfigReader(file, '', raw);
   const text = parseTextConfig(textFields(top, raw), { mrope: true, tieDefault: false });
   return { top, text, tokens: tokenIds(top, QWEN_TOKEN_FIELDS) };
+}
+
+export function qwenMergerTensors(prefix: string, v: QwenVisionConfig, norm: 'layer' | 'rms'): ExpectedTensor[] {
+  const merged = v.width * v.spatialMergeSize ** 2;
+  return [
+    { name: `${prefix}.merger.ln_q.weight`, shape: [v.width] },
+    ...(norm === 'layer' ? [{ name: `${prefix}.merger.ln_q.bias`, shape: [v.width] }] : []),
+    { name: `${prefix}.merger.mlp.0.weight`, shape: [merged, merged] },
+    { name: `${prefix}.merger.mlp.0.bias`, shape: [merged] },
+    { name: `${prefix}.merger.mlp.2.weight`, shape: [v.outHiddenSize, merged] },
+    { name: `${prefix}.merger.mlp.2.bias`, shape: [v.outHiddenSize] },
+  ];
+}
+
+export function qwenPatchEmbed(prefix: string, v: QwenVisionConfig): ExpectedTensor {
+  return { name: `${prefix}.patch_embed.proj.weight`, shape: [v.width, v.inChannels, v.temporalPatchSize, v.patchSize, v.patchSize] };
+}
+
+export function qwenAttention(block: string, width: number): ExpectedTensor[] {
+  return [
+    { name: `${block}.attn.qkv.weight`, shape: [3 * width, width] },
+    { name: `${block}.attn.qkv.bias`, shape: [3 * width] },
+    { name: `${block}.attn.proj.weight`, shape: [width, width] },
+    { name: `${block}.attn.proj.bias`, shape: [width] },
+  ];
+}
+
+/** A Qwen-VL architecture: the shared language model and layouts around its own vision config and tensors. */
+export function qwenArchitecture(spec: {
+  id: 'qwen2_vl' | 'qwen2_5_vl';
+  displayName: string;
+  configClass: string;
+  parseVision: (vision: ConfigReader, llmHidden: number) => QwenVisionConfig;
+  visionTensors: (config: ModelConfig, layout: TensorLayout) => ExpectedTensor[];
+}): Architecture {
+  return {
+    id: spec.id,
+    displayName: spec.displayName,
+    configClasses: [spec.configClass],
+    modelTypes: [spec.id],
+    parseConfig(raw, file): ModelConfig {
+      const { top, text, tokens } = qwenText(raw, file);
+      return { architecture: spec.id, text, vision: spec.parseVision(top.child('vision_config'), text.hiddenSize), tokens, raw };
+    },
+    layoutOf: qwenLayout,
+    languagePrefixes: qwenLanguagePrefixes,
+    visionTensors: spec.visionTensors,
+    blockNameToQuantize: (layout) => qwenLanguagePrefixes(layout).layers,
+  };
 }

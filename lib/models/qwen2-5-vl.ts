@@ -1,9 +1,8 @@
 // Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration): Qwen2-VL's language model with a ViT of
 // RMSNorm blocks, SiLU-gated MLPs with biases and window attention (docs/formats.md §3.6).
 import type { ConfigReader } from './config-fields.js';
-import { qwenLanguagePrefixes, qwenLayout, qwenText, qwenVisionPrefix } from './qwen-vl-shared.js';
-import { qwenAttention, qwenMergerTensors, qwenPatchEmbed } from './qwen2-vl.js';
-import type { Architecture, ExpectedTensor, ModelConfig, QwenVisionConfig, TensorLayout } from './types.js';
+import { qwenArchitecture, qwenAttention, qwenMergerTensors, qwenPatchEmbed, qwenVisionPrefix } from './qwen-vl-shared.js';
+import type { ExpectedTensor, ModelConfig, QwenVisionConfig, TensorLayout } from './types.js';
 
 function parseVision(vision: ConfigReader, llmHidden: number): QwenVisionConfig {
   const width = vision.integer('hidden_size', 1280);
@@ -46,17 +45,4 @@ function visionTensors(config: ModelConfig, layout: TensorLayout): ExpectedTenso
   return [...tensors, ...qwenMergerTensors(prefix, v, 'rms')];
 }
 
-export const qwen2_5VL: Architecture = {
-  id: 'qwen2_5_vl',
-  displayName: 'Qwen2.5-VL',
-  configClasses: ['Qwen2_5_VLForConditionalGeneration'],
-  modelTypes: ['qwen2_5_vl'],
-  parseConfig(raw, file): ModelConfig {
-    const { top, text, tokens } = qwenText(raw, file);
-    return { architecture: 'qwen2_5_vl', text, vision: parseVision(top.child('vision_config'), text.hiddenSize), tokens, raw };
-  },
-  layoutOf: qwenLayout,
-  languagePrefixes: qwenLanguagePrefixes,
-  visionTensors,
-  blockNameToQuantize: (layout) => qwenLanguagePrefixes(layout).layers,
-};
+export const qwen2_5VL = qwenArchitecture({ id: 'qwen2_5_vl', displayName: 'Qwen2.5-VL', configClass: 'Qwen2_5_VLForConditionalGeneration', parseVision, visionTensors });

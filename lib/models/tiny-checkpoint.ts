@@ -13,6 +13,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeSafetensors, type WritableTensor } from '../io/safetensors.js';
+import { mulberry32Uint } from '../random.js';
 import { byteSize, f32ToBf16, f32ToF16, numel, type DType } from '../tensor.js';
 import {
   LLAVA_OV_CHAT_TEMPLATE, LLAVA_OV_SPECIALS, QWEN_VL_CHAT_TEMPLATE, QWEN_VL_SPECIALS,
@@ -388,20 +389,9 @@ function streamSeed(seed: number, name: string): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** mulberry32: a small, fast, well-mixed 32-bit generator. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
 /** `count` standard normal samples (Box–Muller). */
 function normals(seed: number, count: number): Float64Array {
-  const next = mulberry32(seed);
+  const next = mulberry32Uint(seed);
   const out = new Float64Array(count);
   for (let i = 0; i < count; i += 2) {
     const u1 = (next() + 1) / 4294967297; // (0, 1]

@@ -95,17 +95,8 @@ export interface OracleBatch {
 // Seeded PRNG helpers (for tests)
 // ---------------------------------------------------------------------------
 
-/** mulberry32: tiny seeded PRNG returning uniforms in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32 is vlmq's own generator (the oracle checks the algorithms, not the data's source).
+export { mulberry32 } from '../../lib/random.js';
 
 /** One standard normal sample (Box–Muller) from a uniform generator. */
 export function randn(rng: () => number): number {
