@@ -3,7 +3,7 @@
 // or a fake-quant one. The command adds nothing to the files: they are what the library writes
 // for the settings given. RTN needs no data; GPTQ, GPTAQ and VLMQ calibrate on a bundle (--calib)
 // in a work directory that outlives an interruption, so the same command with --resume continues.
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../io/compat.js';
@@ -197,7 +197,6 @@ async function openCalibration(model: Model, args: Arguments, out: Output, signa
   await LayerStore.refuseUnfinished(args.workDir, args.options.resume ?? false).catch((error: unknown) => {
     throw explainRunError(error, args, out, signal);
   });
-  await mkdir(args.workDir, { recursive: true });
   const progress = new Progress(out, 'calibration set', { unit: 'samples' });
   const { bundle, report } = await calibration.bundle(model, join(args.workDir, 'calibration.safetensors'), { signal, onProgress: (done, total) => progress.update(done, total) })
     .catch((error: unknown) => {

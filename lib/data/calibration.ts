@@ -9,8 +9,8 @@
 // A sample longer than `maxTokens` is cut at the end of its text, unless the cut would fall in an
 // image's tokens: then it is dropped, counted and reported (VLMQ's rule, algorithm.md §4.4).
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { VlmqError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import type { QwenVisionConfig, SiglipVisionConfig } from '../models/types.js';
@@ -89,6 +89,7 @@ export class Calibration {
     const existing = await CalibrationBundle.open(path).catch(() => null);
     if (existing?.metadata[SOURCE_KEY] === fingerprint) return { bundle: existing, report: null };
     await existing?.close();
+    await mkdir(dirname(path), { recursive: true });
     const report = await buildCalibrationBundle(model, this.records, path, { ...this.options, ...progress }, { [SOURCE_KEY]: fingerprint });
     return { bundle: await CalibrationBundle.open(path), report };
   }
@@ -194,11 +195,9 @@ async function imageFeatures(tower: VisionTower, inputs: readonly ImageInput[], 
   const parts: Float32Array[] = [];
   const qwen = inputs.filter((i): i is Extract<ImageInput, { kind: 'qwen' }> => i.kind === 'qwen').map((i) => i.input);
   if (qwen.length > 0) parts.push(await tower.qwen(concat(qwen.map((q) => q.pixelValues)), qwen.map((q) => q.grid)));
+  const perSide = Math.floor(tower.dims.imageSize / tower.dims.patch);
   for (const i of inputs) {
-    if (i.kind !== 'llava') continue;
-    const vision = model.config.vision as SiglipVisionConfig;
-    const perSide = Math.floor(vision.imageSize / vision.patchSize);
-    parts.push(packLlavaFeatures(await tower.siglip(i.input.pixelValues, i.input.views), i.input, perSide, tower.imageNewline!, H));
+    if (i.kind === 'llava') parts.push(packLlavaFeatures(await tower.siglip(i.input.pixelValues, i.input.views), i.input, perSide, tower.imageNewline!, H));
   }
   return concat(parts);
 }

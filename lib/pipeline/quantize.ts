@@ -2,7 +2,7 @@
 // checkpoint (DESIGN.md, "Public API"). RTN needs no calibration data: each linear is computed
 // while the export writes it. GPTQ, GPTAQ and VLMQ run the calibrated layer loop over a
 // calibration bundle, layer by layer into a work directory that makes the run resumable.
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CalibrationBundle } from '../data/bundle.js';
@@ -146,7 +146,6 @@ async function quantizeWithCalibration(model: Model, calibration: Calibration, o
   resolveQuantizeOptions(options, true);
   const workDir = options.workDir ?? join(tmpdir(), `vlmq-run-${(await calibration.fingerprint(model)).slice(0, 16)}`);
   await LayerStore.refuseUnfinished(workDir, options.resume ?? false);
-  await mkdir(workDir, { recursive: true });
   const { bundle } = await calibration.bundle(model, join(workDir, 'calibration.safetensors'), { signal: options.signal });
   try {
     return await quantize(model, bundle, { ...options, workDir });

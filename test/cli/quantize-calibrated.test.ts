@@ -145,8 +145,9 @@ t.test('--calib image-text pairs (ShareGPT4V JSON + --images): the bundle is bui
   const set = await writeBuiltinSet(join(root, 'set'), { samples: 6, width: 112, height: 84 });
   const qwen = await writeTinyCheckpoint(join(root, 'model'), { architecture: 'qwen2_vl', layers: 2, seed: 9 });
   const work = join(root, 'work');
-  const argv = ['--model', qwen.dir, '--calib', set.json, '--images', set.images, '--samples', '4', '--seed', '2', '--max-tokens', '400',
+  const flags = (seed: string) => ['--model', qwen.dir, '--calib', set.json, '--images', set.images, '--samples', '4', '--seed', seed, '--max-tokens', '400',
     '--method', 'gptq', '--bits', '4', '--work-dir', work, '--keep-work'];
+  const argv = flags('2');
   const first = await runInProcess([...argv, '--out', join(root, 'first')]);
   t.equal(first.error, null);
   const built = first.lines.find((e) => e.type === 'calibration-set');
@@ -162,7 +163,7 @@ t.test('--calib image-text pairs (ShareGPT4V JSON + --images): the bundle is bui
   await sameFiles(t, join(root, 'first'), join(root, 'resumed'));
 
   const bundleBytes = await readFile(join(work, 'calibration.safetensors'));
-  const other = await runInProcess([...argv.map((a) => (a === '2' ? '3' : a)), '--out', join(root, 'other')]);
+  const other = await runInProcess([...flags('3'), '--out', join(root, 'other')]);
   t.match(other.error, { name: 'UsageError', message: /^--work-dir: .*holds an unfinished run/ }, 'a work directory in use is refused without --resume');
   t.notOk(other.lines.some((e) => e.type === 'calibration-set'), 'before any bundle is built');
   t.ok(bundleBytes.equals(await readFile(join(work, 'calibration.safetensors'))), 'and the run\'s bundle is untouched');
