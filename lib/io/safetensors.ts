@@ -14,6 +14,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeValue, fileError, invalidParameterError } from '../errors.js';
 import { DTYPES, DTYPE_BITS, isDType, byteSize, numel, viewAs, type DType, type Tensor } from '../tensor.js';
+import { checkFileDestination, openRegularFile } from './files.js';
 
 /** Bytes of the little-endian u64 that precedes the header. */
 const LENGTH_PREFIX_BYTES = 8;
@@ -75,7 +76,7 @@ export class SafetensorsFile implements SafetensorsHeader {
   /** Opens `path`, reads and validates its header; tensor data stays on disk until read. */
   static async open(path: string): Promise<SafetensorsFile> {
     if (typeof path !== 'string' || path === '') throw invalidParameterError('path', 'a non-empty file path', path);
-    const handle = await open(path, 'r');
+    const handle = await openRegularFile(path, 'safetensors file');
     try {
       return new SafetensorsFile(handle, await readHeader(handle, path));
     } catch (error) {
@@ -467,6 +468,7 @@ export async function writeSafetensors(
   if (order !== 'reference' && order !== 'given') throw invalidParameterError('order', "'reference' or 'given'", order);
   const planned = planLayout(await collectTensors(tensors), order);
   const header = encodeHeader(path, headerMetadata(metadata, planned.length), planned);
+  await checkFileDestination(path, 'safetensors file');
   await writeAtomically(path, async (handle) => {
     await writeFully(handle, header);
     for (const tensor of planned) await writeFully(handle, await resolveData(tensor));
