@@ -271,6 +271,7 @@ t.test('Symbol.asyncDispose closes the file', async (t) => {
   await t.rejects(file.read('w'), /the file was closed/);
 });
 
-t.test('opening a missing file rejects with the system error', async (t) => {
-  await t.rejects(SafetensorsFile.open(join(t.testdir(), 'absent.safetensors')), { code: 'ENOENT' });
+t.test('opening a missing file rejects with an error naming it', async (t) => {
+  const path = join(t.testdir(), 'absent.safetensors');
+  await t.rejects(SafetensorsFile.open(path), { code: 'ERR_VLMQ_BAD_FILE', message: `${path}: cannot open this safetensors file: no such file or directory` });
 });
