@@ -10,7 +10,7 @@
 // per channel and 2 bits g128, all with act-order: the relative squared error ‖ΔY‖²/‖Y‖² of the
 // last layer's output on held-out samples of the same distribution, on text tokens, on vision
 // tokens and overall, VLMQ's error relative to each baseline, and its mean factors per modality.
-import { type ModalityMeans, type ModelMethod, type PipelineEvent, type QuantizeModelOptions, quantize, syntheticSamples } from '../lib/index.js';
+import { type ModalityMeans, type ModelMethod, type QuantizeEvent, type QuantizeModelOptions, quantize, syntheticSamples } from '../lib/index.js';
 import { type ModalityErrors, layerErrors } from '../lib/pipeline/evaluate.js';
 import { workspace } from './models.js';
 import type { BenchOptions, Row } from './util.js';
@@ -38,7 +38,7 @@ export async function modalityBenchmarks(o: BenchOptions): Promise<Row[]> {
     const errors = new Map<ModelMethod, ModalityErrors>();
     const factors: ModalityMeans[] = [];
     for (const method of METHODS) {
-      const onEvent = (e: PipelineEvent) => e.type === 'importance' && e.fallback === null && factors.push(e.meanByModality);
+      const onEvent = (e: QuantizeEvent) => e.type === 'importance' && e.fallback === null && factors.push(e.meanByModality);
       const run = await quantize(ws.model, method === 'rtn' ? null : ws.bundle, { ...setting.options, method, actOrder: method !== 'rtn', workDir: `${ws.dir}/work-${method}`, onEvent });
       errors.set(method, (await layerErrors(ws.model, run, heldOut)).at(-1)!);
       await run.discard();

@@ -12,9 +12,8 @@ import type { ExportReport } from './io/export.js';
 import { verifyCheckpoint, type VerifyReport } from './io/verify.js';
 import { loadModel } from './models/model.js';
 import { writeTinyCheckpoint } from './models/tiny-checkpoint.js';
-import type { PipelineEvent } from './pipeline/calibrated.js';
 import { type LayerErrors, type OutputErrors, modelErrors } from './pipeline/evaluate.js';
-import { type ModelMethod, quantize } from './pipeline/quantize.js';
+import { type ModelMethod, type QuantizeEvent, quantize } from './pipeline/quantize.js';
 
 export const DEMO = {
   model: { architecture: 'qwen2_vl', layers: 4, hidden: 128, intermediate: 384, heads: 4, kvHeads: 2, seed: 2026, vision: { depth: 2, width: 64, heads: 4 } },
@@ -28,7 +27,7 @@ export const DEMO_METHODS: readonly ModelMethod[] = ['rtn', 'gptq', 'gptaq', 'vl
 export type DemoEvent =
   | { type: 'step'; step: string }
   | { type: 'calibration'; set: 'calibration' | 'held-out'; report: CalibrationReport }
-  | { type: 'pipeline'; method: ModelMethod; event: PipelineEvent }
+  | { type: 'pipeline'; method: ModelMethod; event: QuantizeEvent }
   | { type: 'method'; method: ModelMethod; seconds: number; errors: LayerErrors[]; output: OutputErrors };
 
 export interface DemoResult {

@@ -16,7 +16,7 @@ export { ARCHITECTURES } from './models/registry.js';
 export type { Architecture, ArchitectureId, LinearSpec, ModelConfig, TensorLayout } from './models/types.js';
 export { Checkpoint } from './io/checkpoint.js';
 export { MODEL_METHODS, QuantizationRun, quantize, resolveQuantizeOptions } from './pipeline/quantize.js';
-export type { ModelMethod, QuantizeModelOptions, ResolvedQuantizeOptions, SaveOptions } from './pipeline/quantize.js';
+export type { ModelMethod, QuantizeEvent, QuantizeModelOptions, ResolvedQuantizeOptions, SaveOptions } from './pipeline/quantize.js';
 export type { ModalityMeans, Phase, PipelineEvent } from './pipeline/calibrated.js';
 export type { ImportanceOptions } from './pipeline/importance.js';
 export { DecoderLayer } from './pipeline/decoder-layer.js';

@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle, type BundleSample } from '../lib/data/bundle.js';
 import { syntheticSamples } from '../lib/data/synthetic.js';
 import { loadModel, type Model } from '../lib/models/model.js';
-import type { PipelineEvent } from '../lib/pipeline/calibrated.js';
 import { DecoderLayer } from '../lib/pipeline/decoder-layer.js';
-import { quantize, type QuantizationRun, type QuantizeModelOptions } from '../lib/pipeline/quantize.js';
+import { quantize, type QuantizationRun, type QuantizeEvent, type QuantizeModelOptions } from '../lib/pipeline/quantize.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoints.js';
 
 const dir = t.testdir({});
@@ -33,7 +32,7 @@ t.teardown(async () => {
 let runs = 0;
 const workDir = () => join(dir, `work-${runs++}`);
 
-async function run(options: QuantizeModelOptions, events: PipelineEvent[] = []): Promise<QuantizationRun> {
+async function run(options: QuantizeModelOptions, events: QuantizeEvent[] = []): Promise<QuantizationRun> {
   return quantize(model, bundle, { workDir: workDir(), onEvent: (e) => events.push(e), ...options });
 }
 
@@ -88,7 +87,7 @@ t.test('an interrupted run, resumed, writes byte for byte what an uninterrupted 
 
   // second interruption: in the middle of layer 1 (after o_proj), which is then not stored
   const stopInLayer1 = new AbortController();
-  const events: PipelineEvent[] = [];
+  const events: QuantizeEvent[] = [];
   await t.rejects(
     quantize(model, bundle, {
       ...options, workDir: work, resume: true, signal: stopInLayer1.signal,
@@ -131,11 +130,11 @@ t.test('a work directory is resumed only on request, and only by the same run', 
 t.test('activations spilled to disk, and other batchings, give the same result', async (t) => {
   const options: QuantizeModelOptions = { method: 'vlmq', bits: 3 };
   const inMemory = await codesOf(await run(options));
-  const events: PipelineEvent[] = [];
+  const events: QuantizeEvent[] = [];
   const spilled = await codesOf(await run({ ...options, memory: 0 }, events));
   t.match(events[0], { type: 'start', spilledSamples: 2 * bundle.samples }, 'memory 0 spills both streams of every sample');
   t.ok(sameCodes(inMemory, spilled), 'identical codes with spilled streams');
-  const partEvents: PipelineEvent[] = [];
+  const partEvents: QuantizeEvent[] = [];
   const partly = await codesOf(await run({ ...options, memory: 2 * 3 * bundle.tokens(0) * H * 4 }, partEvents));
   t.match(partEvents[0], { type: 'start', spilledSamples: 2 * (bundle.samples - 3) }, 'a budget of 3 samples per stream keeps 3 in memory');
   t.ok(sameCodes(inMemory, partly), 'identical codes with some samples in memory and some on disk');
@@ -154,7 +153,7 @@ t.test('activations spilled to disk, and other batchings, give the same result',
 
 t.test('VLMQ with uniform factors is its base; with real factors it is not', async (t) => {
   for (const [bits, base] of [[3, 'gptaq'], [2, 'gptq']] as const) {
-    const events: PipelineEvent[] = [];
+    const events: QuantizeEvent[] = [];
     const vlmq = await codesOf(await run({ method: 'vlmq', bits, groupSize: bits === 2 ? 32 : -1 }, events));
     const baseline = await codesOf(await run({ method: base, bits, groupSize: bits === 2 ? 32 : -1 }));
     t.match(events.find((e) => e.type === 'start'), { base }, `${bits}-bit: VLMQ runs on ${base}`);
@@ -165,7 +164,7 @@ t.test('VLMQ with uniform factors is its base; with real factors it is not', asy
 });
 
 t.test('the rtn-probe fallback gives layer 0 informative factors', async (t) => {
-  const events: PipelineEvent[] = [];
+  const events: QuantizeEvent[] = [];
   const probe = await codesOf(await run({ method: 'vlmq', bits: 3, importance: { fallback: 'rtn-probe' } }, events));
   const importance = events.filter((e) => e.type === 'importance');
   t.equal(importance.length, LAYERS, 'one importance event per layer');
@@ -192,7 +191,7 @@ t.test('calibrated methods beat RTN on held-out samples, and report every module
   const referenceCal = await finalStates(model, null, calibration.map((s) => ({ ...s, embeddings: { dtype: 'F32', shape: [s.modality.length, H], data: s.embeddings } }) as BundleSample));
   const errors: Record<string, { heldOut: number; calibration: number }> = {};
   for (const method of ['rtn', 'gptq', 'gptaq', 'vlmq'] as const) {
-    const events: PipelineEvent[] = [];
+    const events: QuantizeEvent[] = [];
     const r = method === 'rtn' ? await quantize(model, null, { method, bits: 3 }) : await run({ method, bits: 3 }, events);
     errors[method] = {
       heldOut: squaredError(await finalStates(model, r, heldOut), reference),

@@ -10,9 +10,11 @@ import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../i
 import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings } from '../io/export.js';
 import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';
-import { Calibration, DEFAULT_MAX_TOKENS } from '../data/calibration.js';
-import { LayerStore } from '../pipeline/store.js';
-import { MODEL_METHODS, type ModelMethod, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions } from '../pipeline/quantize.js';
+import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS } from '../data/calibration.js';
+import {
+  MODEL_METHODS, type ModelMethod, type QuantizationRun, type QuantizeEvent, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions,
+} from '../pipeline/quantize.js';
+import { checkWorkDir } from '../pipeline/work-dir.js';
 import {
   type FlagTable, type FlagValues, QUANTIZER_FLAGS, UsageError, asFlagError, asInputError, checkInputDirectory, formatHelp, helpHint,
   optionFlags, parseFlags, parseInteger, quantizerFlagTable, quantizerOptionsFromFlags, stringFlag,
@@ -121,11 +123,13 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   await checkInputDirectory('--model', args.modelDir);
   if (args.calib !== undefined) await checkInputFile('--calib', args.calib);
   await checkOutputDirectory(args);
+  if (calibrated(args)) await checkWorkDirectory(args);
 
   const model = await loadModel(args.modelDir).catch((error: unknown) => {
     throw asInputError(error);
   });
-  let bundle: CalibrationBundle | null = null;
+  let calibration: CalibrationBundle | Calibration | null = null;
+  let quantization: QuantizationRun | null = null;
   try {
     const settings = args.resolved.settings;
     const format = args.format ?? (settings.sym ? 'gptq' : 'gptq_v2');
@@ -134,11 +138,11 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     out.log(`${model.dir}: ${describeModel(model, linears)}`);
     announceLoaders(out, model, format, settings);
     const loadSeconds = (performance.now() - started) / 1000;
-    if (args.calib !== undefined && args.resolved.method !== 'rtn') bundle = await openCalibration(model, args, out, signal);
+    if (calibrated(args)) calibration = await openCalibration(args);
 
     const calibrationStarted = performance.now();
-    const log = new RunLog(out);
-    const quantization = await quantize(model, bundle, { ...args.options, signal, onEvent: (e) => log.handle(e) }).catch((error: unknown) => {
+    const events = new EventLog(out, args.workDir);
+    quantization = await quantize(model, calibration, { ...args.options, signal, onEvent: (e) => events.handle(e) }).catch((error: unknown) => {
       throw explainRunError(error, args, out, signal);
     });
     const calibrateSeconds = (performance.now() - calibrationStarted) / 1000;
@@ -157,74 +161,107 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     const report = await quantization.save(args.outDir, saveOptions);
     progress.finish();
     const keptWork = quantization.workDir !== null && args.keepWork ? quantization.workDir : null;
-    if (quantization.workDir !== null && !args.keepWork) await quantization.discard();
+    if (!args.keepWork) await quantization.discard();
     const exportSeconds = (performance.now() - exportStarted) / 1000;
     const diskBytes = await directoryBytes(report.dir);
     const seconds = { load: loadSeconds, calibrate: calibrateSeconds, export: exportSeconds, total: (performance.now() - started) / 1000 };
-    const calibration = bundle === null ? null : { bundle: args.calib!, samples: bundle.samples, tokens: bundle.totalTokens };
+    const used = events.calibration === null ? null : { bundle: args.calib!, ...events.calibration };
     out.result({
       command: NAME,
       model: { dir: model.dir, architecture: model.architecture.displayName, layout: model.layout, layers: model.config.text.numLayers, linears },
       settings,
       ...(args.resolved.base === null ? {} : { base: args.resolved.base, importance: args.resolved.importance }),
-      calibration,
+      calibration: used,
       workDir: keptWork,
       export: report,
       diskBytes,
       seconds,
       vlmqVersion: packageVersion(),
-    }, summary(model, linears, args, report, calibration, keptWork, diskBytes, seconds));
+    }, summary(model, linears, args, report, used, keptWork, diskBytes, seconds));
   } finally {
-    await bundle?.close();
+    await quantization?.close();
+    if (calibration instanceof CalibrationBundle) await calibration.close();
     await model.close();
   }
 }
 
-/**
- * --calib as a bundle: a .safetensors bundle is used as it is; image–text pairs become one in the
- * work directory (reused by --resume when it was built from the same records, options and model).
- */
-async function openCalibration(model: Model, args: Arguments, out: Output, signal: AbortSignal): Promise<CalibrationBundle> {
+const calibrated = (args: Arguments) => args.calib !== undefined && args.resolved.method !== 'rtn';
+
+/** --calib: a calibration bundle (.safetensors) as it is, or image–text pairs, which quantize() turns into one in the work directory. */
+async function openCalibration(args: Arguments): Promise<CalibrationBundle | Calibration> {
   const calib = args.calib!;
-  if (calib.endsWith('.safetensors')) {
-    return CalibrationBundle.open(calib).catch((error: unknown) => {
-      throw asInputError(error);
-    });
-  }
-  const calibration = await Calibration.fromFile(calib, { images: args.images, ...args.calibration }).catch((error: unknown) => {
+  const opened = calib.endsWith('.safetensors') ? CalibrationBundle.open(calib) : Calibration.fromFile(calib, { images: args.images, ...args.calibration });
+  return opened.catch((error: unknown) => {
     throw asInputError(error);
   });
-  await LayerStore.refuseUnfinished(args.workDir, args.options.resume ?? false).catch((error: unknown) => {
-    throw explainRunError(error, args, out, signal);
-  });
-  const progress = new Progress(out, 'calibration set', { unit: 'samples' });
-  const { bundle, report } = await calibration.bundle(model, join(args.workDir, 'calibration.safetensors'), { signal, onProgress: (done, total) => progress.update(done, total) })
-    .catch((error: unknown) => {
-      throw asInputError(error);
-    });
-  progress.finish();
-  if (report === null) {
-    out.log(`calibration set: reusing the bundle built earlier in ${args.workDir} (${bundle.samples} samples)`);
-    return bundle;
-  }
-  out.event('calibration-set', { ...report });
-  out.log(`calibration set: ${report.samples} samples, ${report.tokens} tokens (${report.imageTokens} image tokens)${report.truncated ? `; ${report.truncated} cut to --max-tokens` : ''}`);
-  if (report.dropped.length > 0) {
-    out.warn(`${report.dropped.length} record(s) dropped: ${report.dropped.slice(0, 5).map((d) => `${d.id} (${d.reason})`).join('; ')}${report.dropped.length > 5 ? '; …' : ''}`);
-  }
-  return bundle;
 }
 
 /**
- * A run that could not start or did not finish, said in terms of the command line: a work directory
- * in the way or from another run (exit 2), or an interruption (what was kept, and how to go on).
+ * The run's events on stderr (or as JSON lines): the calibration set's progress and report, the
+ * layer loop's lines (RunLog), notices; it remembers the samples and tokens the run used.
  */
-function explainRunError(error: unknown, args: Arguments, out: Output, signal: AbortSignal): unknown {
+class EventLog {
+  calibration: { samples: number; tokens: number } | null = null;
+  readonly #log: RunLog;
+  readonly #progress: Progress;
+
+  constructor(private readonly out: Output, private readonly workDir: string) {
+    this.#log = new RunLog(out);
+    this.#progress = new Progress(out, 'calibration set', { unit: 'samples' });
+  }
+
+  handle(event: QuantizeEvent): void {
+    if (event.type === 'notice') this.out.warn(event.message);
+    else if (event.type === 'calibration-progress') this.#progress.update(event.done, event.total);
+    else if (event.type === 'calibration-set') this.#calibrationSet(event.report, event.samples);
+    else {
+      if (event.type === 'start') this.calibration = { samples: event.samples, tokens: event.tokens };
+      this.#log.handle(event);
+    }
+  }
+
+  #calibrationSet(report: CalibrationReport | null, samples: number): void {
+    this.#progress.finish();
+    if (report === null) {
+      this.out.log(`calibration set: reusing the bundle built earlier in ${this.workDir} (${samples} samples)`);
+      return;
+    }
+    this.out.event('calibration-set', { ...report });
+    this.out.log(`calibration set: ${report.samples} samples, ${report.tokens} tokens (${report.imageTokens} image tokens)${report.truncated ? `; ${report.truncated} cut to --max-tokens` : ''}`);
+    if (report.dropped.length > 0) {
+      this.out.warn(`${report.dropped.length} record(s) dropped: ${report.dropped.slice(0, 5).map((d) => `${d.id} (${d.reason})`).join('; ')}${report.dropped.length > 5 ? '; …' : ''}`);
+    }
+  }
+}
+
+/** Work-directory and lock errors → the flag to name and a hint. */
+const WORK_DIR_ERRORS: Readonly<Record<string, [flag: string, hint: string | null]>> = {
+  ERR_VLMQ_WORK_EXISTS: ['--work-dir', 'Add --resume to continue it.'],
+  ERR_VLMQ_WORK_DIR: ['--work-dir', null],
+  ERR_VLMQ_LOCKED: ['--work-dir', null],
+  ERR_VLMQ_RESUME_MISMATCH: ['--resume', null],
+};
+
+/** A work directory in the way, in use or from another run, as a usage error (exit 2) naming the flag; other errors unchanged. */
+function asWorkDirError(error: unknown): unknown {
   const code = (error as { code?: unknown })?.code;
-  if (code === 'ERR_VLMQ_WORK_EXISTS') return new UsageError(`--work-dir: ${(error as Error).message}`, 'Add --resume to continue it.', { cause: error });
-  if (code === 'ERR_VLMQ_RESUME_MISMATCH') return new UsageError(`--resume: ${(error as Error).message}`, null, { cause: error });
+  const known = typeof code === 'string' && Object.hasOwn(WORK_DIR_ERRORS, code) ? WORK_DIR_ERRORS[code] : undefined;
+  return known ? new UsageError(`${known[0]}: ${(error as Error).message}`, known[1], { cause: error }) : error;
+}
+
+/** A run that could not start or did not finish, said in terms of the command line; an interruption says what was kept and how to go on. */
+function explainRunError(error: unknown, args: Arguments, out: Output, signal: AbortSignal): unknown {
+  const explained = asWorkDirError(error);
+  if (explained !== error) return explained;
   if (signal.aborted) out.log(`stopped: the finished layers are kept in ${args.workDir}; run the same command with --resume to continue`);
   return asInputError(error);
+}
+
+/** --work-dir: apart from --model and --out, and new, empty or a vlmq work directory, before any work. */
+async function checkWorkDirectory(args: Arguments): Promise<void> {
+  await checkWorkDir(args.workDir, { model: args.modelDir, out: args.outDir }).catch((error: unknown) => {
+    throw asWorkDirError(asInputError(error));
+  });
 }
 
 // --- arguments -----------------------------------------------------------------------------

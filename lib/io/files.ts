@@ -4,7 +4,8 @@
 // special files are refused by kind, naming the path. Every filesystem error becomes a VlmqError
 // that says which path and what went wrong in words (no bare EISDIR or ELOOP).
 import { constants, type Stats } from 'node:fs';
-import { type FileHandle, open, stat } from 'node:fs/promises';
+import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { VlmqError, fileError } from '../errors.js';
 
 /** "a directory", "a FIFO", "a character device": what a path is, for messages. */
@@ -113,4 +114,25 @@ export async function checkFileDestination(path: string, what = 'output file'): 
     throw fsError(path, error);
   });
   if (info !== null && !info.isFile()) throw new VlmqError('ERR_VLMQ_BAD_OUTPUT', `${path}: is ${describeKind(info)}; the ${what} must be a regular file or not exist yet`);
+}
+
+/** The real path of `path`, or, when it does not exist yet, of its nearest existing ancestor joined with the rest. */
+export async function realPathOf(path: string): Promise<string> {
+  const absolute = resolve(path);
+  const real = await realpath(absolute).catch(() => null);
+  if (real !== null) return real;
+  const parent = dirname(absolute);
+  return parent === absolute ? absolute : join(await realPathOf(parent), basename(absolute));
+}
+
+/**
+ * How directory `a` lies relative to `b`, by real paths (so a symbolic link cannot hide that two
+ * names are one place): the same, inside it, containing it, or apart.
+ */
+export async function placement(a: string, b: string): Promise<'same' | 'inside' | 'contains' | 'apart'> {
+  const [x, y] = await Promise.all([realPathOf(a), realPathOf(b)]);
+  if (x === y) return 'same';
+  if (x.startsWith(y.endsWith(sep) ? y : `${y}${sep}`)) return 'inside';
+  if (y.startsWith(x.endsWith(sep) ? x : `${x}${sep}`)) return 'contains';
+  return 'apart';
 }

@@ -7,6 +7,7 @@
 //      term with F's input through the full-precision layer; VLMQ weights q/k/v/o's tokens), then
 //      each module quantized and put back into the layer;
 //   3. U through the quantized layer, F through the full-precision one; the layer is stored.
+import { join } from 'node:path';
 import { HessianAccumulator } from '../quant/hessian-accumulator.js';
 import { quantizeLinear, type LinearQuantization } from '../quant/quantize-linear.js';
 import type { QuantizeLinearOptions } from '../quant/options.js';
@@ -19,6 +20,7 @@ import { DecoderLayer, type DecoderStage } from './decoder-layer.js';
 import { type ImportanceOptions, type ImportanceProjection, PROJECTION_OF, layerImportance } from './importance.js';
 import type { LayerStore } from './store.js';
 import { SampleStore } from './streams.js';
+import { SPILL_FILES } from './work-dir.js';
 
 export type CalibratedMethod = 'gptq' | 'gptaq' | 'vlmq';
 
@@ -84,8 +86,8 @@ export async function calibratedLoop(model: Model, bundle: CalibrationBundle, st
   const tokens = Array.from({ length: bundle.samples }, (_, i) => bundle.tokens(i));
   const positions: Int32Array[] = [];
   const modality = new Uint8Array(bundle.totalTokens);
-  const full = await SampleStore.create('F', tokens, H, s.memoryBytes / 2, `${s.spillDir}/full.f32`);
-  const quantized = await SampleStore.create('U', tokens, H, s.memoryBytes / 2, `${s.spillDir}/quantized.f32`);
+  const full = await SampleStore.create('F', tokens, H, s.memoryBytes / 2, join(s.spillDir, SPILL_FILES.full));
+  const quantized = await SampleStore.create('U', tokens, H, s.memoryBytes / 2, join(s.spillDir, SPILL_FILES.quantized));
   try {
     for (let i = 0, first = 0; i < bundle.samples; first += tokens[i], i++) {
       const sample = await bundle.read(i);

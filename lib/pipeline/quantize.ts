@@ -2,15 +2,15 @@
 // checkpoint (DESIGN.md, "Public API"). RTN needs no calibration data: each linear is computed
 // while the export writes it. GPTQ, GPTAQ and VLMQ run the calibrated layer loop over a
 // calibration bundle, layer by layer into a work directory that makes the run resumable.
-import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CalibrationBundle } from '../data/bundle.js';
-import { Calibration } from '../data/calibration.js';
+import { CalibrationBundle } from '../data/bundle.js';
+import { Calibration, type CalibrationReport } from '../data/calibration.js';
 import { VlmqError, invalidParameterError } from '../errors.js';
 import { type ExportFormat, type ExportReport, type QuantizationSettings, type QuantizedLinearData, type QuantizedSource, exportModel } from '../io/export.js';
 import type { GptqBits } from '../io/gptq-pack.js';
-import type { Model } from '../models/model.js';
+import { placement } from '../io/files.js';
+import { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
 import type { NativeLinearOptions } from '../native/binding.js';
 import { type QuantizeLinearOptions, resolveLinearOptions } from '../quant/options.js';
@@ -19,6 +19,7 @@ import { type CalibratedMethod, type PipelineEvent, calibratedLoop } from './cal
 import { runFingerprint } from './fingerprint.js';
 import type { ImportanceOptions } from './importance.js';
 import { LayerStore } from './store.js';
+import { BUNDLE_FILE, WorkDir } from './work-dir.js';
 
 export const MODEL_METHODS = ['rtn', 'gptq', 'gptaq', 'vlmq'] as const;
 export type ModelMethod = (typeof MODEL_METHODS)[number];
@@ -39,8 +40,18 @@ export interface QuantizeModelOptions extends Omit<QuantizeLinearOptions, 'metho
   workDir?: string;
   /** Continue the unfinished run in workDir (it must have the same model, calibration set and options). */
   resume?: boolean;
-  onEvent?: (event: PipelineEvent) => void;
+  onEvent?: (event: QuantizeEvent) => void;
 }
+
+/** The calibrated loop's events, and those of the steps before it. */
+export type QuantizeEvent =
+  | PipelineEvent
+  /** Something the user should hear of: a stale lock taken over. */
+  | { type: 'notice'; message: string }
+  /** Image–text calibration: records turned into bundle samples so far. */
+  | { type: 'calibration-progress'; done: number; total: number }
+  /** Image–text calibration: the bundle built (its report), or reused (report null). */
+  | { type: 'calibration-set'; report: CalibrationReport | null; samples: number };
 
 export interface SaveOptions {
   format?: ExportFormat;
@@ -56,12 +67,21 @@ export class QuantizationRun {
     readonly model: Model,
     readonly settings: QuantizationSettings,
     private readonly source: QuantizedSource,
-    /** The calibrated run's work directory (null for RTN). */
-    readonly workDir: string | null = null,
+    /** The calibrated run's work directory, locked while the run is open (null for RTN). */
+    private readonly work: WorkDir | null = null,
   ) {}
 
+  /** Where a calibrated run keeps its layers (null for RTN). */
+  get workDir(): string | null {
+    return this.work?.path ?? null;
+  }
+
   /** Writes the quantized model to `dir`: GPTQ (default `gptq` for symmetric, `gptq_v2` otherwise) or fake-quant. */
-  save(dir: string, options: SaveOptions = {}): Promise<ExportReport> {
+  async save(dir: string, options: SaveOptions = {}): Promise<ExportReport> {
+    if (this.work !== null && typeof dir === 'string') {
+      const relation = await placement(dir, this.work.path);
+      if (relation !== 'apart') throw invalidParameterError('out', `a directory apart from the run's work directory ${this.work.path}`, dir);
+    }
     const format = options.format ?? (this.settings.sym ? 'gptq' : 'gptq_v2');
     return exportModel(this.model, this.source, dir, { ...options, format, settings: this.settings });
   }
@@ -71,9 +91,17 @@ export class QuantizationRun {
     return this.source.get(linear);
   }
 
-  /** Removes the work directory (after the last save). */
+  /**
+   * After the last save: removes the files the run wrote into its work directory, and the
+   * directory itself if vlmq made it and nothing else is in it; releases its lock.
+   */
   async discard(): Promise<void> {
-    if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
+    await this.work?.discard();
+  }
+
+  /** Releases the work directory's lock and keeps its files (to export or resume later). */
+  async close(): Promise<void> {
+    await this.work?.close();
   }
 }
 
@@ -117,41 +145,71 @@ export function resolveQuantizeOptions(options: QuantizeModelOptions, withCalibr
 
 /**
  * Quantizes the language model of `model`: RTN without calibration data (computed as the export
- * writes each linear), GPTQ, GPTAQ or VLMQ over a calibration bundle, layer by layer into a work
- * directory (resumable, read by QuantizationRun.save).
+ * writes each linear), GPTQ, GPTAQ or VLMQ over image–text calibration data (its bundle built
+ * into the work directory, or reused from there) or a calibration bundle, layer by layer into the
+ * work directory (resumable, read by QuantizationRun.save, locked until the run is discarded or
+ * closed).
  */
 export async function quantize(model: Model, calibration: CalibrationBundle | Calibration | null, options: QuantizeModelOptions = {}): Promise<QuantizationRun> {
-  if (calibration instanceof Calibration) return quantizeWithCalibration(model, calibration, options);
-  const run = resolveQuantizeOptions(options, calibration !== null);
+  checkArguments(model, calibration, options);
+  const run = resolveQuantizeOptions(options, calibration != null);
   if (run.method === 'rtn') return quantizeRtn(model, run);
-  if (!calibration) throw invalidParameterError('calibration', `a calibration bundle (method ${run.method} needs calibration data)`, calibration);
-  checkBundle(model, calibration);
-  const { method, base, linear, importance, batchTokens, memory } = run;
-  const fingerprint = await runFingerprint(model, calibration, { method, base, linear, importance, batchTokens });
-  const dir = options.workDir ?? join(tmpdir(), `vlmq-run-${fingerprint.slice(0, 16)}`);
-  const store = await LayerStore.open(dir, fingerprint, model.config.text.numLayers, options.resume ?? false);
-  await calibratedLoop(model, calibration, store, {
-    method: method as CalibratedMethod, base: base!, linear, importance: importance ?? DEFAULT_IMPORTANCE, batchTokens, memoryBytes: memory, spillDir: dir,
-    signal: options.signal, onEvent: options.onEvent,
-  });
-  return new QuantizationRun(model, run.settings, store.source(), dir);
+  if (calibration == null) throw invalidParameterError('calibration', `a Calibration or a calibration bundle (method ${run.method} needs calibration data)`, calibration);
+  if (calibration instanceof CalibrationBundle) checkBundle(model, calibration);
+  const dir = options.workDir ?? join(tmpdir(), `vlmq-run-${(await defaultFingerprint(model, calibration, run)).slice(0, 16)}`);
+  const emit = options.onEvent ?? (() => {});
+  const work = await WorkDir.open(dir, { model: model.dir }, (message) => emit({ type: 'notice', message }));
+  try {
+    const bundle = calibration instanceof Calibration ? await buildBundle(model, calibration, work.path, options) : calibration;
+    try {
+      const store = await LayerStore.open(work.path, await runFingerprint(model, bundle, fingerprinted(run)), model.config.text.numLayers, options.resume ?? false);
+      await calibratedLoop(model, bundle, store, {
+        method: run.method as CalibratedMethod, base: run.base!, linear: run.linear, importance: run.importance ?? DEFAULT_IMPORTANCE, batchTokens: run.batchTokens,
+        memoryBytes: run.memory, spillDir: work.path, signal: options.signal, onEvent: options.onEvent,
+      });
+      return new QuantizationRun(model, run.settings, store.source(), work);
+    } finally {
+      if (bundle !== calibration) await bundle.close();
+    }
+  } catch (error) {
+    await work.close();
+    throw error;
+  }
+}
+
+/** Misuse of the call itself, said at the call rather than as a TypeError later. */
+function checkArguments(model: Model, calibration: unknown, options: unknown): void {
+  if (!(model instanceof Model)) throw invalidParameterError('model', 'a model from loadModel()', model);
+  if (calibration != null && !(calibration instanceof Calibration) && !(calibration instanceof CalibrationBundle)) {
+    throw invalidParameterError('calibration', 'a Calibration, a CalibrationBundle or null', calibration);
+  }
+  if (typeof options !== 'object' || options === null) throw invalidParameterError('options', 'an object', options);
+  const { onEvent, signal } = options as QuantizeModelOptions;
+  if (onEvent !== undefined && typeof onEvent !== 'function') throw invalidParameterError('onEvent', 'a function', onEvent);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidParameterError('signal', 'an AbortSignal', signal);
+}
+
+const fingerprinted = ({ method, base, linear, importance, batchTokens }: ResolvedQuantizeOptions) => ({ method, base, linear, importance, batchTokens });
+
+/** What names the default work directory: the run's fingerprint, or for image–text data the calibration's. */
+function defaultFingerprint(model: Model, calibration: CalibrationBundle | Calibration, run: ResolvedQuantizeOptions): Promise<string> {
+  return calibration instanceof Calibration ? calibration.fingerprint(model) : runFingerprint(model, calibration, fingerprinted(run));
 }
 
 /**
- * Image–text calibration: its bundle is built into the work directory (default: one in the OS temp
- * dir named by the calibration's fingerprint), or reused from there, then the run goes on as with
- * a bundle.
+ * Image–text calibration: the bundle is built into the work directory, or reused from there when
+ * it was built from the same records, options and model; an unfinished run of other settings is
+ * refused before anything is built.
  */
-async function quantizeWithCalibration(model: Model, calibration: Calibration, options: QuantizeModelOptions): Promise<QuantizationRun> {
-  resolveQuantizeOptions(options, true);
-  const workDir = options.workDir ?? join(tmpdir(), `vlmq-run-${(await calibration.fingerprint(model)).slice(0, 16)}`);
-  await LayerStore.refuseUnfinished(workDir, options.resume ?? false);
-  const { bundle } = await calibration.bundle(model, join(workDir, 'calibration.safetensors'), { signal: options.signal });
-  try {
-    return await quantize(model, bundle, { ...options, workDir });
-  } finally {
-    await bundle.close();
-  }
+async function buildBundle(model: Model, calibration: Calibration, dir: string, options: QuantizeModelOptions): Promise<CalibrationBundle> {
+  await LayerStore.refuseUnfinished(dir, options.resume ?? false);
+  const emit = options.onEvent ?? (() => {});
+  const { bundle, report } = await calibration.bundle(model, join(dir, BUNDLE_FILE), {
+    signal: options.signal,
+    onProgress: (done, total) => emit({ type: 'calibration-progress', done, total }),
+  });
+  emit({ type: 'calibration-set', report, samples: bundle.samples });
+  return bundle;
 }
 
 function checkBundle(model: Model, bundle: CalibrationBundle): void {

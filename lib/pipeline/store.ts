@@ -2,12 +2,13 @@
 // scales, zero points and g_idx of its linears, with their statistics) and state.json with the
 // run's fingerprint. It makes runs resumable, and the export reads the quantized model from it.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VlmqError } from '../errors.js';
 import type { QuantizedLinearData, QuantizedSource } from '../io/export.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
 import type { LinearName, LinearSpec } from '../models/types.js';
+import { STATE_FILE as STATE, layerFileName as layerFile } from './work-dir.js';
 
 export interface LinearRecord {
   module: LinearName;
@@ -29,16 +30,13 @@ interface State {
   completed: number;
 }
 
-const STATE = 'state.json';
-const layerFile = (layer: number) => `layer-${String(layer).padStart(5, '0')}.safetensors`;
-
 export class LayerStore {
   private constructor(readonly dir: string, private state: State) {}
 
   /**
-   * The work directory of a run. A directory left by an earlier run is resumed only when `resume`
-   * is set and its fingerprint matches (same model, calibration set and options); otherwise it is
-   * an error that says what to do.
+   * The layers of a run in the work directory `dir` (made and locked by WorkDir). A directory left
+   * by an earlier run is resumed only when `resume` is set and its fingerprint matches (same model,
+   * calibration set and options); otherwise it is an error that says what to do.
    */
   static async open(dir: string, fingerprint: string, layers: number, resume: boolean): Promise<LayerStore> {
     const existing = await LayerStore.refuseUnfinished(dir, resume);
@@ -48,7 +46,6 @@ export class LayerStore {
       }
       return new LayerStore(dir, existing);
     }
-    await mkdir(dir, { recursive: true });
     const store = new LayerStore(dir, { version: 1, fingerprint, layers, completed: 0 });
     await store.saveState();
     return store;
