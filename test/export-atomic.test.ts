@@ -87,7 +87,7 @@ t.test('an existing file at the output path is refused even with overwrite', asy
   const out = join(dir, 'out');
   await writeFile(out, 'a file');
   await t.rejects(exportModel(model, source(model), out, { format: 'gptq', settings: SETTINGS, overwrite: true }), {
-    code: 'ERR_VLMQ_BAD_FILE', message: new RegExp(`^${escape(out)}: exists and is not a directory$`),
+    code: 'ERR_VLMQ_BAD_FILE', message: new RegExp(`^${escape(out)}: exists and is a regular file, not a directory$`),
   });
   t.equal(await readFile(out, 'utf8'), 'a file');
 });

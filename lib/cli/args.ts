@@ -2,10 +2,12 @@
 // the two cannot drift. String flags become typed values here; quantizer flags map onto
 // QuantizeLinearOptions and resolveLinearOptions validates them, with its message re-worded to name
 // the flag the user typed ("--bits: expected one of 2, 3, 4, 8 but received 5").
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VlmqError } from '../errors.js';
+import { describeFsError, describeKind } from '../io/files.js';
 import { DEFAULT_LINEAR_OPTIONS, QUANT_METHODS, type QuantMethod, type QuantizeLinearOptions, resolveLinearOptions } from '../quant/options.js';
 import type { NativeLinearOptions } from '../native/binding.js';
 
@@ -75,6 +77,11 @@ export function parseFlags(command: string, flags: FlagTable, argv: readonly str
       throw new UsageError(`unknown option ${token.rawName} for '${command}'${suggestion ? ` (did you mean --${suggestion}?)` : ''}`, hint);
     }
     const name = `--${token.name}`;
+    // Last-wins would silently drop a value the user typed (often the one they meant).
+    if (values[token.name] !== undefined) {
+      const earlier = values[token.name] === true || token.value === undefined ? '' : ` (${JSON.stringify(values[token.name])}, then ${JSON.stringify(token.value)})`;
+      throw new UsageError(`${name}: given more than once${earlier}; give it once`, hint);
+    }
     if (spec.type === 'boolean') {
       if (token.value !== undefined) throw new UsageError(`${name}: takes no value but received ${JSON.stringify(token.value)}`, hint);
       values[token.name] = true;
@@ -140,7 +147,8 @@ export async function checkOutputPath(label: string, path: string): Promise<void
   const parent = await stat(directory).catch(() => null);
   if (parent === null || !parent.isDirectory()) throw new UsageError(`${label}: directory ${directory} does not exist`);
   const existing = await stat(path).catch(() => null);
-  if (existing?.isDirectory()) throw new UsageError(`${label}: ${path} is a directory`);
+  // The file is replaced by a rename: a device, FIFO or socket there would be replaced, not written to.
+  if (existing !== null && !existing.isFile()) throw new UsageError(`${label}: ${path} is ${describeKind(existing)}; expected a regular file or a path that does not exist yet`);
 }
 
 /**
@@ -148,11 +156,20 @@ export async function checkOutputPath(label: string, path: string): Promise<void
  * the command line); `label` names the argument in the message ("--model", "DIR").
  */
 export async function checkInputDirectory(label: string, path: string): Promise<void> {
-  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-    const reason = error.code === 'ENOENT' ? 'no such directory' : error.code === 'EACCES' || error.code === 'EPERM' ? 'permission denied' : error.message;
-    throw new UsageError(`${path}: ${reason} (given as ${label})`, null, { cause: error });
+  const info = await statInput(label, path, 'no such directory');
+  if (!info.isDirectory()) throw new UsageError(`${path}: is ${info.isFile() ? 'a file' : describeKind(info)}, not a checkpoint directory (given as ${label})`);
+}
+
+/** Checks before any work that `path` names an existing regular file: not a directory, FIFO, device or socket. */
+export async function checkInputFile(label: string, path: string): Promise<void> {
+  const info = await statInput(label, path, 'no such file');
+  if (!info.isFile()) throw new UsageError(`${path}: is ${describeKind(info)}, not a regular file (given as ${label})`);
+}
+
+async function statInput(label: string, path: string, missing: string): Promise<Stats> {
+  return stat(path).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`${path}: ${error.code === 'ENOENT' ? missing : describeFsError(error)} (given as ${label})`, null, { cause: error });
   });
-  if (!info.isDirectory()) throw new UsageError(`${path}: is a file, not a checkpoint directory (given as ${label})`);
 }
 
 /**

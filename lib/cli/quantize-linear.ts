@@ -9,7 +9,7 @@ import { setThreads } from '../native/info.js';
 import type { NativeLinearOptions } from '../native/binding.js';
 import { type LinearQuantization, type LinearStatistics, quantizeLinear } from '../quant/quantize-linear.js';
 import type { DType, Tensor } from '../tensor.js';
-import { type FlagTable, UsageError, checkOutputPath, formatHelp, helpHint, integerInRange, parseFlags, quantizerFlagTable, quantizerOptionsFromFlags, stringFlag } from './args.js';
+import { type FlagTable, UsageError, asInputError, checkInputFile, checkOutputPath, formatHelp, helpHint, integerInRange, parseFlags, quantizerFlagTable, quantizerOptionsFromFlags, stringFlag } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
 import { formatBytes, formatFields, formatSeconds } from './output.js';
 import { Progress } from './progress.js';
@@ -56,6 +56,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   const { options, resolved, ignored } = quantizerOptionsFromFlags(NAME, values);
   const threads = values.threads === undefined ? undefined : integerInRange('--threads', String(values.threads), 1, 1024);
   if (resolve(outPath) === resolve(inPath)) throw new UsageError('--out: must name a different file than --in', helpHint(NAME));
+  await checkInputFile('--in', inPath);
   await checkOutputPath('--out', outPath);
   for (const flag of ignored) out.warn(`${flag} has no effect with --method ${resolved.method}`);
   if (threads !== undefined) await setThreads(threads);
@@ -141,17 +142,10 @@ async function readInputs(path: string, method: NativeLinearOptions['method']): 
 }
 
 async function openInput(path: string): Promise<SafetensorsFile> {
-  try {
-    return await SafetensorsFile.open(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UsageError(`${path}: no such file (given as --in)`, null, { cause: error });
-    if (code === 'EISDIR') throw new UsageError(`${path}: is a directory, not a safetensors file (given as --in)`, null, { cause: error });
-    if (code === 'EACCES' || code === 'EPERM') throw new UsageError(`${path}: permission denied (given as --in)`, null, { cause: error });
-    // A malformed file: the reader's message already names the file and what is wrong.
-    if ((error as { code?: string }).code === 'ERR_VLMQ_BAD_FILE') throw new UsageError((error as Error).message, null, { cause: error });
-    throw error;
-  }
+  // A malformed or unreadable file: the reader's message names the file and what is wrong.
+  return SafetensorsFile.open(path).catch((error: unknown) => {
+    throw asInputError(error);
+  });
 }
 
 function requireTensor(file: SafetensorsFile, name: string, purpose: string): TensorInfo {

@@ -7,7 +7,9 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../io/compat.js';
+import { CONFIG_FILE } from '../io/checkpoint.js';
 import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings } from '../io/export.js';
+import { describeKind, placement } from '../io/files.js';
 import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';
 import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS } from '../data/calibration.js';
@@ -16,7 +18,7 @@ import {
 } from '../pipeline/quantize.js';
 import { checkWorkDir } from '../pipeline/work-dir.js';
 import {
-  type FlagTable, type FlagValues, QUANTIZER_FLAGS, UsageError, asFlagError, asInputError, checkInputDirectory, formatHelp, helpHint,
+  type FlagTable, type FlagValues, QUANTIZER_FLAGS, UsageError, asFlagError, asInputError, checkInputDirectory, checkInputFile, formatHelp, helpHint,
   optionFlags, parseFlags, parseInteger, quantizerFlagTable, quantizerOptionsFromFlags, stringFlag,
 } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
@@ -160,6 +162,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     if (args.fakeQuantDtype !== undefined) saveOptions.fakeQuantDtype = args.fakeQuantDtype;
     const report = await quantization.save(args.outDir, saveOptions);
     progress.finish();
+    for (const stale of report.removedStale) out.log(`removed ${stale.path}, left by process ${stale.pid} (no longer running) from an export that did not finish`);
     const keptWork = quantization.workDir !== null && args.keepWork ? quantization.workDir : null;
     if (!args.keepWork) await quantization.discard();
     const exportSeconds = (performance.now() - exportStarted) / 1000;
@@ -352,10 +355,10 @@ export function parseByteSize(flag: string, text: string, min = 1): number {
   return bytes;
 }
 
-/** --out: not the model, its parent exists, and it is absent, empty, or replaced with --overwrite. */
+/** --out: not the model, its parent exists, and it is absent, empty, or a checkpoint replaced with --overwrite (the export's rules, in the flags' words). */
 async function checkOutputDirectory({ modelDir, outDir, overwrite }: Arguments): Promise<void> {
   const destination = resolve(outDir);
-  if (destination === resolve(modelDir)) throw new UsageError('--out: must name a different directory than --model', helpHint(NAME));
+  if (['same', 'contains'].includes(await placement(destination, modelDir))) throw new UsageError('--out: must name a different directory than --model, and not one that contains it', helpHint(NAME));
   const existing = await stat(destination).catch(() => null);
   if (existing === null) {
     const parent = resolve(destination, '..');
@@ -363,18 +366,13 @@ async function checkOutputDirectory({ modelDir, outDir, overwrite }: Arguments):
     if (!parentInfo?.isDirectory()) throw new UsageError(`--out: directory ${parent} does not exist (create it first)`);
     return;
   }
-  if (!existing.isDirectory()) throw new UsageError(`--out: ${outDir} exists and is not a directory`);
-  if (!overwrite && (await readdir(destination)).length > 0) {
-    throw new UsageError(`--out: ${outDir} exists and is not empty; pass --overwrite to replace it`);
+  if (!existing.isDirectory()) throw new UsageError(`--out: ${outDir} exists and is ${existing.isFile() ? 'a file' : describeKind(existing)}, not a directory`);
+  const entries = await readdir(destination);
+  if (entries.length === 0) return;
+  if (!overwrite) throw new UsageError(`--out: ${outDir} exists and is not empty; pass --overwrite to replace it`);
+  if (!entries.includes(CONFIG_FILE)) {
+    throw new UsageError(`--out: ${outDir} is not a checkpoint directory (no ${CONFIG_FILE}; it holds ${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); --overwrite replaces only a checkpoint, since the old directory is deleted`);
   }
-}
-
-/** --calib: an existing file. */
-async function checkInputFile(label: string, path: string): Promise<void> {
-  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-    throw new UsageError(`${path}: ${error.code === 'ENOENT' ? 'no such file' : error.message} (given as ${label})`, null, { cause: error });
-  });
-  if (!info.isFile()) throw new UsageError(`${path}: is not a file (given as ${label})`);
 }
 
 // --- output --------------------------------------------------------------------------------

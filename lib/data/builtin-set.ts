@@ -21,14 +21,13 @@
 // other letters). Sizes vary between 224 and 448 px and between portrait and landscape, because
 // the image processors must see more than one shape.
 
-import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { fileError, invalidParameterError, VlmqError } from '../errors.js';
 import { readShareGPT4V, type CalibrationRecord } from './calibration-set.js';
 import { Random } from '../random.js';
-import { moveIntoPlace } from '../io/move-into-place.js';
+import { markPartial, moveIntoPlace, temporarySibling } from '../io/move-into-place.js';
 
 export interface BuiltinSetOptions {
   /** Number of image–text pairs (integer in [1, 100000]; default 24). */
@@ -161,9 +160,11 @@ export async function writeBuiltinSet(dir: string, options: BuiltinSetOptions = 
   const items = generateBuiltinItems(o);
 
   await mkdir(dirname(destination), { recursive: true });
-  const temporary = `${destination}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temporary = temporarySibling(destination);
+  await mkdir(temporary);
   try {
-    await mkdir(join(temporary, 'images'), { recursive: true });
+    await markPartial(temporary);
+    await mkdir(join(temporary, 'images'));
     await renderAll(items, join(temporary, 'images'));
     const records = items.map((item, i) => ({
       id: item.id,

@@ -2,19 +2,19 @@
 // a fake-quant checkpoint (the dequantized weights in the original layout and dtype). Tensors are
 // produced one at a time while they are written; the whole directory is assembled under a
 // temporary name next to the destination and renamed into place only when complete.
-import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { VlmqError, fileError, invalidParameterError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
 import { type DType, byteSize, f32ToBf16, f32ToF16, toFloat32 } from '../tensor.js';
 import { packageVersion } from '../version.js';
 import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
+import { describeKind, placement } from './files.js';
 import { type LoaderSupport, gptqCompatibility } from './compat.js';
 import { type GptqBits, type GptqFormat, type GptqPackedLinear, gptqShapes, packGptqLinear } from './gptq-pack.js';
 import { writeSafetensors } from './safetensors.js';
-import { moveIntoPlace } from './move-into-place.js';
+import { type StaleSibling, markPartial, moveIntoPlace, removeStaleSiblings, temporarySibling } from './move-into-place.js';
 
 export type ExportFormat = GptqFormat | 'fake-quant';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['gptq', 'gptq_v2', 'fake-quant'];
@@ -70,6 +70,8 @@ export interface ExportReport {
   copied: string[];
   /** GPTQ formats: which loaders accept the checkpoint. */
   compatibility: LoaderSupport[] | null;
+  /** Leftovers of killed exports to the same destination, removed before this one. */
+  removedStale: StaleSibling[];
 }
 
 /** Auxiliary files of a model directory that belong with the weights. */
@@ -101,9 +103,11 @@ export async function exportModel(model: Model, source: QuantizedSource, outDir:
     : planGptq(model, source, settings, format);
   const config = format === 'fake-quant' ? fakeQuantConfig(model, options.fakeQuantDtype ?? 'original') : gptqConfig(model, settings, format);
 
-  const temporary = `${destination}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await mkdir(temporary, { recursive: false });
+  const removedStale = await removeStaleSiblings(destination);
+  const temporary = temporarySibling(destination);
+  await mkdir(temporary);
   try {
+    await markPartial(temporary);
     const files = await writeShards(temporary, shardsOf(planned, maxShardBytes), format, settings, options);
     await writeJson(join(temporary, CONFIG_FILE), config);
     if (format !== 'fake-quant') await writeJson(join(temporary, 'quantize_config.json'), config.quantization_config);
@@ -116,6 +120,7 @@ export async function exportModel(model: Model, source: QuantizedSource, outDir:
       files,
       tensorBytes: planned.reduce((sum, t) => sum + t.bytes, 0),
       copied,
+      removedStale,
       compatibility: format === 'fake-quant' ? null : gptqCompatibility({ ...settings, format, inFeatures: model.linears().map((l) => l.inFeatures) }),
     };
   } catch (error) {
@@ -349,15 +354,13 @@ async function copyAuxiliary(from: string, to: string): Promise<string[]> {
   return copied;
 }
 
-/** The real path of `path`, or of its existing parent joined with its name. */
-async function realPathOf(path: string): Promise<string> {
-  return realpath(path).catch(async () => join(await realpath(dirname(path)).catch(() => dirname(path)), basename(path)));
-}
-
+/**
+ * Where an export may go: not the model directory nor one that contains it; a new directory in an
+ * existing parent, an empty one, or with `overwrite` a checkpoint directory (one with a
+ * config.json), since replacing it deletes what it holds.
+ */
 async function checkDestination(destination: string, overwrite: boolean, modelDir: string): Promise<void> {
-  // Compare real paths: a symbolic link must not let an export replace the model it reads.
-  const [model, out] = await Promise.all([realPathOf(modelDir), realPathOf(destination)]);
-  if (model === out || model.startsWith(`${out}${sep}`)) {
+  if (['same', 'contains'].includes(await placement(destination, modelDir))) {
     throw invalidParameterError('out', 'a directory other than the model directory, and not one that contains it', destination);
   }
   const existing = await stat(destination).catch(() => null);
@@ -366,9 +369,11 @@ async function checkDestination(destination: string, overwrite: boolean, modelDi
     if (!parent?.isDirectory()) throw fileError(dirname(destination), 'the parent directory of the output does not exist');
     return;
   }
-  if (!existing.isDirectory()) throw fileError(destination, 'exists and is not a directory');
-  if (!overwrite && (await readdir(destination)).length > 0) {
-    throw fileError(destination, 'exists and is not empty (pass overwrite to replace it)');
+  if (!existing.isDirectory()) throw fileError(destination, `exists and is ${describeKind(existing)}, not a directory`);
+  const entries = await readdir(destination);
+  if (entries.length === 0) return;
+  if (!overwrite) throw fileError(destination, 'exists and is not empty (pass overwrite to replace it)');
+  if (!entries.includes(CONFIG_FILE)) {
+    throw fileError(destination, `is not a checkpoint directory (no ${CONFIG_FILE}; it holds ${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); overwrite replaces only a checkpoint, since the old directory is deleted`);
   }
 }
-

@@ -1,11 +1,11 @@
 // A calibrated run's work directory: one safetensors file per finished decoder layer (the codes,
 // scales, zero points and g_idx of its linears, with their statistics) and state.json with the
 // run's fingerprint. It makes runs resumable, and the export reads the quantized model from it.
-import { randomBytes } from 'node:crypto';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VlmqError } from '../errors.js';
 import type { QuantizedLinearData, QuantizedSource } from '../io/export.js';
+import { temporarySibling } from '../io/move-into-place.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
 import type { LinearName, LinearSpec } from '../models/types.js';
 import { STATE_FILE as STATE, layerFileName as layerFile } from './work-dir.js';
@@ -102,7 +102,7 @@ export class LayerStore {
   }
 
   private async saveState(): Promise<void> {
-    const temporary = join(this.dir, `${STATE}.tmp-${randomBytes(4).toString('hex')}`);
+    const temporary = temporarySibling(join(this.dir, STATE));
     await writeFile(temporary, `${JSON.stringify(this.state, null, 2)}\n`);
     await rename(temporary, join(this.dir, STATE));
   }

@@ -255,7 +255,7 @@ async function runInProcess(argv: string[]): Promise<unknown> {
 
 const small = await writeTinyCheckpoint(join(dir, 'small'), { architecture: 'qwen2_vl', seed: 7 });
 
-t.test('--out: a non-empty directory needs --overwrite, which replaces it completely; an empty one is used', async (t) => {
+t.test('--out: a non-empty directory needs --overwrite, which replaces a checkpoint completely; an empty one is used', async (t) => {
   const base = join(dir, 'overwrite');
   const target = join(base, 'out');
   await mkdir(target, { recursive: true });
@@ -264,6 +264,11 @@ t.test('--out: a non-empty directory needs --overwrite, which replaces it comple
   t.equal(refused.code, 2);
   t.match(refused.stderr, /^vlmq: --out: .* exists and is not empty; pass --overwrite to replace it$/m);
   t.same(readdirSync(target), ['stale.txt'], 'left untouched');
+  const notCheckpoint = await runCli(['quantize', '--model', small.dir, '--out', target, '--sym', '--overwrite']);
+  t.equal(notCheckpoint.code, 2, 'a folder that is not a checkpoint is not replaced, even with --overwrite');
+  t.match(notCheckpoint.stderr, /^vlmq: --out: .*out is not a checkpoint directory \(no config\.json; it holds stale\.txt\)/m);
+  t.same(readdirSync(target), ['stale.txt'], 'left untouched');
+  await writeFile(join(target, 'config.json'), '{}');
   const replaced = await runCli(['quantize', '--model', small.dir, '--out', target, '--sym', '--overwrite']);
   t.equal(replaced.code, 0, replaced.stderr);
   t.notOk(existsSync(join(target, 'stale.txt')), 'the old content is gone');
@@ -274,8 +279,8 @@ t.test('--out: a non-empty directory needs --overwrite, which replaces it comple
   const intoEmpty = await runCli(['quantize', '--model', small.dir, '--out', empty, '--format', 'fake-quant']);
   t.equal(intoEmpty.code, 0, intoEmpty.stderr);
   t.ok(existsSync(join(empty, 'model.safetensors')));
-  t.match(await runInProcess(['--model', small.dir, '--out', join(target, 'config.json')]), { name: 'UsageError', message: /^--out: .*config\.json exists and is not a directory$/ });
-  t.match(await runInProcess(['--model', small.dir, '--out', small.dir, '--overwrite']), { name: 'UsageError', message: /^--out: must name a different directory than --model$/ });
+  t.match(await runInProcess(['--model', small.dir, '--out', join(target, 'config.json')]), { name: 'UsageError', message: /^--out: .*config\.json exists and is a file, not a directory$/ });
+  t.match(await runInProcess(['--model', small.dir, '--out', small.dir, '--overwrite']), { name: 'UsageError', message: /^--out: must name a different directory than --model, and not one that contains it$/ });
 });
 
 t.test('an --out whose parent does not exist: exit 2, nothing created', async (t) => {
@@ -375,7 +380,7 @@ t.test('bad flags: exit 2 naming the flag', async (t) => {
     [['--model', small.dir, '--out', target, '--method', 'awq'], /^--method: expected one of rtn, gptq, gptaq, vlmq/],
     [['--model', small.dir, '--out', target, '--act-ordr'], /^unknown option --act-ordr for 'quantize'/],
     [['--model', small.dir, '--out', target, '--calib', join(dir, 'nothing.safetensors')], /nothing\.safetensors: no such file \(given as --calib\)/],
-    [['--model', small.dir, '--out', target, '--calib', small.dir], /: is not a file \(given as --calib\)/],
+    [['--model', small.dir, '--out', target, '--calib', small.dir], /: is a directory, not a regular file \(given as --calib\)/],
     [['--model', small.dir, '--out', target, '--method', 'gptq', '--base', 'gptaq'], /^--base: expected gptq \(only vlmq chooses a --base\) but received "gptaq"/],
     [['--model', small.dir, '--out', target, '--base', 'awq'], /^--base: expected one of gptq, gptaq but received "awq"/],
     [['--model', small.dir, '--out', target, '--importance-norm', 'l3'], /^--importance-norm: expected one of l1, l2/],
