@@ -60,3 +60,40 @@ export function jsonResult(stdout: string): Record<string, unknown> {
   if (last?.type !== 'result') throw new Error(`the last JSON line is not a result: ${JSON.stringify(last)}`);
   return last;
 }
+
+/**
+ * Runs `vlmq ...args` and sends `signal` to it once its stdout so far matches `when` (`onMatch`
+ * runs just before, e.g. to list what is on disk at that moment).
+ */
+export function runCliUntil(args: readonly string[], when: RegExp, signal: NodeJS.Signals, onMatch: () => void = () => {}): Promise<CliRun & { matched: boolean }> {
+  const env: Record<string, string | undefined> = { ...process.env, NODE_OPTIONS: undefined, VLMQ_DEBUG: undefined, CI: undefined };
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: repoRoot, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let matched = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (!matched && when.test(stdout)) {
+        matched = true;
+        onMatch();
+        child.kill(signal);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code, closeSignal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal: closeSignal, stdout, stderr, matched });
+    });
+  });
+}
+
+/** The id of a process that has exited (for stale locks and leftovers of "killed" runs). */
+export async function deadProcessId(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((resolvePromise) => child.on('close', resolvePromise));
+  return child.pid!;
+}
