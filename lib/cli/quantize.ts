@@ -257,6 +257,7 @@ function explainRunError(error: unknown, args: Arguments, out: Output, signal: A
   const explained = asWorkDirError(error);
   if (explained !== error) return explained;
   if (signal.aborted) out.log(`stopped: the finished layers are kept in ${args.workDir}; run the same command with --resume to continue`);
+  else if ((error as { code?: unknown })?.code === 'ERR_VLMQ_WRITE_FAILED') out.log(`the finished layers are kept in ${args.workDir}; once the problem is fixed, run the same command with --resume to continue`);
   return asInputError(error);
 }
 

@@ -10,7 +10,7 @@ import type { LinearSpec } from '../models/types.js';
 import { type DType, byteSize, f32ToBf16, f32ToF16, toFloat32 } from '../tensor.js';
 import { packageVersion } from '../version.js';
 import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
-import { describeKind, placement } from './files.js';
+import { describeKind, placement, writeError } from './files.js';
 import { type LoaderSupport, gptqCompatibility } from './compat.js';
 import { type GptqBits, type GptqFormat, type GptqPackedLinear, gptqShapes, packGptqLinear } from './gptq-pack.js';
 import { writeSafetensors } from './safetensors.js';
@@ -344,13 +344,19 @@ async function writeShards(
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {
-  await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
+  await writeFile(path, `${JSON.stringify(value, null, 2)}\n`).catch((error: unknown) => {
+    throw writeError(path, error);
+  });
 }
 
 async function copyAuxiliary(from: string, to: string): Promise<string[]> {
   const present = new Set(await readdir(from));
   const copied = AUXILIARY_FILES.filter((name) => present.has(name));
-  for (const name of copied) await copyFile(join(from, name), join(to, name));
+  for (const name of copied) {
+    await copyFile(join(from, name), join(to, name)).catch((error: unknown) => {
+      throw writeError(join(to, name), error);
+    });
+  }
   return copied;
 }
 

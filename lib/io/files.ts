@@ -46,6 +46,16 @@ export function fsError(path: string, error: unknown, doing?: string): VlmqError
   return fileError(path, `${doing ? `${doing}: ` : ''}${describeFsError(error)}`, { cause: error });
 }
 
+/**
+ * A system error met while writing `path` (ENOSPC, EACCES, EIO…) as a VlmqError that names the
+ * file and says what happened in words; any other error (an abort, a bad value) is returned as it is.
+ */
+export function writeError(path: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (error instanceof VlmqError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return error;
+  return new VlmqError('ERR_VLMQ_WRITE_FAILED', `${path}: cannot write: ${describeFsError(error)}`, { cause: error });
+}
+
 // O_NONBLOCK makes open() return at once on a FIFO instead of waiting for a writer; on a regular
 // file it changes nothing. Windows has no such flag (and no FIFOs in the filesystem).
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);

@@ -1,10 +1,11 @@
 // A calibrated run's work directory: one safetensors file per finished decoder layer (the codes,
 // scales, zero points and g_idx of its linears, with their statistics) and state.json with the
 // run's fingerprint. It makes runs resumable, and the export reads the quantized model from it.
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VlmqError } from '../errors.js';
 import type { QuantizedLinearData, QuantizedSource } from '../io/export.js';
+import { writeError } from '../io/files.js';
 import { temporarySibling } from '../io/move-into-place.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
 import type { LinearName, LinearSpec } from '../models/types.js';
@@ -102,9 +103,15 @@ export class LayerStore {
   }
 
   private async saveState(): Promise<void> {
-    const temporary = temporarySibling(join(this.dir, STATE));
-    await writeFile(temporary, `${JSON.stringify(this.state, null, 2)}\n`);
-    await rename(temporary, join(this.dir, STATE));
+    const path = join(this.dir, STATE);
+    const temporary = temporarySibling(path);
+    try {
+      await writeFile(temporary, `${JSON.stringify(this.state, null, 2)}\n`);
+      await rename(temporary, path);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw writeError(path, error);
+    }
   }
 }
 

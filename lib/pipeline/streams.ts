@@ -2,6 +2,7 @@
 // array [T_i, hidden] per sample. Samples stay in memory up to a byte budget; the rest live in a
 // file, read and written in place, so a run over more activations than RAM still completes.
 import { open, rm, type FileHandle } from 'node:fs/promises';
+import { writeError } from '../io/files.js';
 
 export class SampleStore {
   #memory = new Map<number, Float32Array>();
@@ -28,7 +29,11 @@ export class SampleStore {
         offset += bytes;
       }
     }
-    if (offset > 0) store.#file = await open(spillPath, 'w+');
+    if (offset > 0) {
+      store.#file = await open(spillPath, 'w+').catch((error: unknown) => {
+        throw writeError(spillPath, error);
+      });
+    }
     return store;
   }
 
@@ -52,7 +57,9 @@ export class SampleStore {
       inMemory.set(data);
       return;
     }
-    await this.#file!.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0, data.byteLength, this.#offsets[i]);
+    await this.#file!.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0, data.byteLength, this.#offsets[i]).catch((error: unknown) => {
+      throw writeError(this.spillPath, error);
+    });
   }
 
   async dispose(): Promise<void> {
