@@ -1,7 +1,7 @@
 // Comparing JSON values as data: object key order does not count (tools re-save configs with
 // sorted keys). Reading a checkpoint's optional JSON files with errors that name them.
-import { readFile } from 'node:fs/promises';
 import { VlmqError } from './errors.js';
+import { readRegularFile, regularFileSize } from './io/files.js';
 
 /** JSON with object keys sorted at every level. */
 export function canonicalJson(value: unknown): string {
@@ -19,16 +19,11 @@ export function sameJson(a: unknown, b: unknown): boolean {
 
 /**
  * A JSON object file of a checkpoint: null when it does not exist, an error naming the file when
- * it cannot be read or parsed.
+ * it cannot be read or parsed (a directory, FIFO or device in its place is refused by kind).
  */
 export async function readOptionalJson(path: string): Promise<Record<string, unknown> | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: unreadable (${(error as Error).message})`, { cause: error });
-  }
+  if ((await regularFileSize(path, 'JSON file')) === null) return null;
+  const text = await readRegularFile(path, 'JSON file', 'utf8');
   try {
     return JSON.parse(text) as Record<string, unknown>;
   } catch (error) {

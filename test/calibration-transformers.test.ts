@@ -29,7 +29,7 @@ for (const fixture of VISION_FIXTURES) {
     const conversation = { images: sample.images.length, prompt: sample.prompt, answer: sample.answer };
 
     const text = await TextProcessor.load(model);
-    t.equal(text.render(conversation), metadata!.text, 'the chat template writes what the processor wrote');
+    t.equal(await text.render(conversation), metadata!.text, 'the chat template writes what the processor wrote');
 
     const record = { id: 'fixture', images: sample.images.map((i) => join(here, 'images', FIXTURE_IMAGES[i].file)), prompt: sample.prompt, answer: sample.answer };
     const path = join(dir, 'bundle.safetensors');
@@ -42,7 +42,7 @@ for (const fixture of VISION_FIXTURES) {
     const imageToken = text.imageTokenId;
     const expectedModality = Array.from(ids, (id) => (id === imageToken ? 1 : 0));
     t.same(Array.from(ours.modality), expectedModality, 'image tokens exactly where transformers put its image placeholders');
-    t.same(Array.from(text.conversationIds(conversation, tokensPerImage(ids, imageToken, report.imageTokens, sample.images.length), record.id)), Array.from(ids), 'token ids equal');
+    t.same(Array.from(await text.conversationIds(conversation, tokensPerImage(ids, imageToken, report.imageTokens, sample.images.length), record.id)), Array.from(ids), 'token ids equal');
 
     const want = tensors.get('sample.embeddings')!.data as Float32Array;
     const error = maxRelativeError(ours.embeddings, want);

@@ -9,7 +9,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CalibrationBundle, MODALITY } from '../lib/data/bundle.js';
-import { Calibration, buildCalibrationBundle } from '../lib/data/calibration.js';
+import { Calibration, buildCalibrationBundle, calibrationShortfall } from '../lib/data/calibration.js';
 import { type CalibrationRecord, sampleRecords } from '../lib/data/calibration-set.js';
 import { decodeImage } from '../lib/data/image.js';
 import { llavaImageProcessorConfig, llavaImageTokens } from '../lib/data/llava-image.js';
@@ -102,6 +102,35 @@ t.test('errors name the image: missing, unreadable, not an image, an aspect rati
     const r = { id: what, images: [image('wide.png'), file], prompt: 'p', answer: 'a' };
     await t.rejects(buildCalibrationBundle(qwen, [r], join(dir, `${what}.safetensors`)), { code: 'ERR_VLMQ_BAD_FILE', message }, what);
   }
+});
+
+t.test("smart_resize's aspect-ratio error names the architecture actually used, and the image", async (t) => {
+  const thin = join(dir, 'thin-201.png');
+  await sharp({ create: { width: 201 * 28, height: 28, channels: 3, background: '#808080' } }).png().toFile(thin);
+  const r = { id: 'thin', images: [thin], prompt: 'p', answer: 'a' };
+  for (const [architecture, name, other] of [['qwen2_vl', 'Qwen2-VL', 'Qwen2.5-VL'], ['qwen2_5_vl', 'Qwen2.5-VL', 'Qwen2-VL']] as const) {
+    const model = architecture === 'qwen2_vl' ? qwen : await tinyModel(`${architecture}-aspect`, architecture);
+    const error = await buildCalibrationBundle(model, [r], join(dir, `${architecture}-thin.safetensors`)).then(() => null, (e: Error) => e);
+    t.ok(error?.message.startsWith(`${thin}: absolute aspect ratio must be at most 200 for the ${name} image processor, but 28×5628 (h×w) has 201`), `${architecture}: ${error?.message}`);
+    t.notOk(error?.message.includes(other), `${architecture}: does not name ${other}`);
+  }
+});
+
+t.test('the report says how many records were requested, how many the set has, and why fewer samples were written', async (t) => {
+  const one = record('only', ['wide.png']);
+  const report = await buildCalibrationBundle(qwen, [one], join(dir, 'one.safetensors'), { samples: 1_000_000_000 });
+  t.match(report, { requested: 1_000_000_000, available: 1, samples: 1, dropped: [] });
+  t.equal(calibrationShortfall(report), '1 calibration sample(s) of the 1000000000 requested: the calibration set has only 1 record(s)');
+
+  const all = await buildCalibrationBundle(qwen, [one, record('text', [])], join(dir, 'all.safetensors'));
+  t.match(all, { requested: 2, available: 2, samples: 2 }, 'without samples, every record is requested');
+  t.equal(calibrationShortfall(all), null, 'nothing missing, nothing to say');
+
+  const ids = await fullIds(qwen, one);
+  const maxTokens = ids.lastIndexOf((await TextProcessor.load(qwen)).imageTokenId); // cuts into the image: dropped
+  const short = await buildCalibrationBundle(qwen, [one, record('text', [])], join(dir, 'short.safetensors'), { samples: 5, maxTokens });
+  t.match(short, { requested: 5, available: 2, samples: 1, dropped: [{ id: 'only' }] });
+  t.match(calibrationShortfall(short), /^1 calibration sample\(s\) of the 5 requested: the calibration set has only 2 record\(s\); 1 record\(s\) dropped for length \(only: \d+ tokens; cutting to \d+ would cut into an image\)$/);
 });
 
 t.test("errors name the checkpoint's file: no preprocessor_config.json, a chat_template.json that is not JSON", async (t) => {

@@ -4,7 +4,7 @@
 // against §3.7's permutation decoded independently here, NumPy float32 normalisation values, the
 // temporal repeat and the token count.
 import t from 'tap';
-import { qwenImageProcessorConfig, preprocessQwenImage, smartResize, type QwenImageProcessorConfig } from '../lib/data/qwen-image.js';
+import { qwenImageProcessorConfig, qwenImageTokens, preprocessQwenImage, smartResize, type QwenImageProcessorConfig } from '../lib/data/qwen-image.js';
 import type { RgbImage } from '../lib/data/image.js';
 
 const QWEN = { factor: 28, minPixels: 3136, maxPixels: 12845056 }; // shipped Qwen2-VL / Qwen2.5-VL preprocessor_config.json
@@ -53,6 +53,15 @@ t.test('smart_resize: aspect ratio 200 is allowed, above 200 is a VlmqError nami
   t.throws(() => smartResize(1, 201, QWEN, 'coco/0001.jpg'), { name: 'VlmqError', code: 'ERR_VLMQ_BAD_FILE', message: /^coco\/0001\.jpg: .*aspect ratio.*1×201/ });
   t.throws(() => smartResize(3000, 14, QWEN), { message: /^image: .*3000×14/ });
   t.throws(() => smartResize(0, 10, QWEN), { code: 'ERR_VLMQ_INVALID_ARG' });
+});
+
+t.test('the aspect-ratio error names the architecture the config was read for, or both when it is not known', async (t) => {
+  for (const name of ['Qwen2-VL', 'Qwen2.5-VL']) {
+    const config = qwenImageProcessorConfig({}, 'preprocessor_config.json', name);
+    t.equal(config.modelName, name);
+    t.throws(() => qwenImageTokens(1, 201, config, 'a.png'), { message: new RegExp(`^a\\.png: absolute aspect ratio must be at most 200 for the ${name.replace('.', '\\.')} image processor, but 1×201`) });
+  }
+  t.throws(() => smartResize(1, 201, QWEN, 'b.png'), { message: /^b\.png: absolute aspect ratio must be at most 200 for the Qwen2-VL\/Qwen2\.5-VL image processor/ });
 });
 
 t.test('config: a shipped Qwen2-VL preprocessor_config.json reads as written', async (t) => {

@@ -9,7 +9,7 @@
 // A sample longer than `maxTokens` is cut at the end of its text, unless the cut would fall in an
 // image's tokens: then it is dropped, counted and reported (VLMQ's rule, algorithm.md §4.4).
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VlmqError } from '../errors.js';
 import type { Model } from '../models/model.js';
@@ -20,10 +20,10 @@ import { canonicalJson, readOptionalJson } from '../json.js';
 import { packageVersion } from '../version.js';
 import { type BundleSample, CalibrationBundle, MODALITY, writePlannedCalibrationBundle } from './bundle.js';
 import { type CalibrationRecord, readCalibrationSet, readShareGPT4V, sampleRecords } from './calibration-set.js';
-import { type RgbImage, decodeImage, readImageSize } from './image.js';
+import { type RgbImage, decodeImage, readImageSize, resolveMaxImagePixels } from './image.js';
 import { type LlavaImageInput, type LlavaImageProcessorConfig, llavaImageProcessorConfig, llavaImageTokens, packLlavaFeatures, preprocessLlavaImage } from './llava-image.js';
 import { type PositionPart, mropePositions, sequentialPositions } from './positions.js';
-import { TextProcessor } from './processor.js';
+import { TextProcessor, readOptionalCheckpointText } from './processor.js';
 import { type QwenImageInput, type QwenImageProcessorConfig, preprocessQwenImage, qwenImageProcessorConfig, qwenImageTokens } from './qwen-image.js';
 
 export interface CalibrationBuildOptions {
@@ -32,6 +32,12 @@ export interface CalibrationBuildOptions {
   seed?: number;
   /** Longest sample in tokens (default 512 for Qwen2-VL/Qwen2.5-VL, 8192 for LLaVA-OneVision, whose anyres images alone take thousands). */
   maxTokens?: number;
+  /**
+   * Images with more pixels than this are refused from their header, undecoded, as decompression
+   * bombs: a positive integer, or Infinity or null for no limit. Default 89,478,485, PIL's
+   * Image.MAX_IMAGE_PIXELS. It does not enter the fingerprint: it changes no bundle it lets through.
+   */
+  maxImagePixels?: number | null;
   /** Called after each record, with (done, total). */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -39,7 +45,11 @@ export interface CalibrationBuildOptions {
 
 export interface CalibrationReport {
   path: string;
-  /** Samples written. */
+  /** Records asked for: the `samples` option, or every record of the set when it was not given. */
+  requested: number;
+  /** Records in the set. When fewer than `requested`, all of them are used. */
+  available: number;
+  /** Samples written: min(requested, available) − dropped.length. */
   samples: number;
   tokens: number;
   imageTokens: number;
@@ -52,13 +62,27 @@ export interface CalibrationReport {
 export const DEFAULT_MAX_TOKENS = { qwen: 512, llava: 8192 } as const;
 
 /**
+ * Why a report has fewer samples than were requested, as one sentence for a warning, or null when
+ * it has them all: the set holds fewer records than requested, and/or records were dropped for length.
+ */
+export function calibrationShortfall(report: CalibrationReport): string | null {
+  if (report.samples >= report.requested) return null;
+  const why: string[] = [];
+  if (report.available < report.requested) why.push(`the calibration set has only ${report.available} record(s)`);
+  if (report.dropped.length > 0) why.push(`${report.dropped.length} record(s) dropped for length (${report.dropped[0].id}: ${report.dropped[0].reason}${report.dropped.length > 1 ? ', …' : ''})`);
+  return `${report.samples} calibration sample(s) of the ${report.requested} requested: ${why.join('; ')}`;
+}
+
+/**
  * Image–text calibration data for quantize(): records from a ShareGPT4V JSON, a JSONL file or the
  * built-in set, and how to sample them. The bundle (the model's layer-0 inputs) is built for a
  * model when needed, and reused when a bundle built from the same records, options and model
  * already exists at the path (a resumed run).
  */
 export class Calibration {
-  private constructor(readonly records: readonly CalibrationRecord[], readonly options: Readonly<Omit<CalibrationBuildOptions, 'onProgress' | 'signal'>>) {}
+  private constructor(readonly records: readonly CalibrationRecord[], readonly options: Readonly<Omit<CalibrationBuildOptions, 'onProgress' | 'signal'>>) {
+    resolveMaxImagePixels(options.maxImagePixels); // a bad limit fails here, not after the set is read
+  }
 
   /** `path`: ShareGPT4V JSON (.json) or JSONL (.jsonl) with image paths relative to `images`. */
   static async fromFile(path: string, options: { images?: string } & Omit<CalibrationBuildOptions, 'onProgress' | 'signal'> = {}): Promise<Calibration> {
@@ -78,9 +102,11 @@ export class Calibration {
   /** What identifies the bundle this calibration builds for `model`: records, options, model config and preprocessing files. */
   async fingerprint(model: Model): Promise<string> {
     const files = await Promise.all(['preprocessor_config.json', 'processor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.json', 'chat_template.jinja']
-      .map(async (f) => [f, await readFile(join(model.dir, f), 'utf8').catch(() => null)]));
+      .map(async (f) => [f, await readOptionalCheckpointText(join(model.dir, f))]));
     const images = await Promise.all(this.records.flatMap((r) => r.images).map(async (f) => [f, (await stat(f).catch(() => null))?.size ?? null]));
-    return createHash('sha256').update(canonicalJson({ vlmq: packageVersion(), records: this.records, images, options: this.options, config: model.config.raw, files })).digest('hex');
+    // the pixel limit only refuses images; a bundle built under one limit is the bundle under another
+    const { maxImagePixels: _limit, ...options } = this.options;
+    return createHash('sha256').update(canonicalJson({ vlmq: packageVersion(), records: this.records, images, options, config: model.config.raw, files })).digest('hex');
   }
 
   /** The bundle at `path`: reused when it was built from this calibration for this model, built otherwise. */
@@ -120,16 +146,18 @@ export async function buildCalibrationBundle(model: Model, records: readonly Cal
   const llava = model.architecture.id === 'llava_onevision';
   const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS[llava ? 'llava' : 'qwen'];
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new VlmqError('ERR_VLMQ_INVALID_ARG', `Expected a positive integer for maxTokens but received ${maxTokens}`);
-  const chosen = sampleRecords(records, options.samples ?? records.length, options.seed ?? 0);
+  const limits = { maxImagePixels: resolveMaxImagePixels(options.maxImagePixels) };
+  const requested = options.samples ?? records.length;
+  const chosen = sampleRecords(records, requested, options.seed ?? 0);
   const text = await TextProcessor.load(model);
   const images = await imageProcessor(model);
-  const report: CalibrationReport = { path, samples: 0, tokens: 0, imageTokens: 0, truncated: 0, dropped: [] };
+  const report: CalibrationReport = { path, requested, available: records.length, samples: 0, tokens: 0, imageTokens: 0, truncated: 0, dropped: [] };
 
   const planned: { record: CalibrationRecord; ids: Int32Array }[] = [];
   for (const record of chosen) {
     options.signal?.throwIfAborted();
-    const sizes = await Promise.all(record.images.map((file) => readImageSize(file)));
-    let ids = text.conversationIds({ images: sizes.length, prompt: record.prompt, answer: record.answer }, sizes.map((size, k) => images.tokens(size, record.images[k])), `record ${record.id}`);
+    const sizes = await Promise.all(record.images.map((file) => readImageSize(file, file, limits)));
+    let ids = await text.conversationIds({ images: sizes.length, prompt: record.prompt, answer: record.answer }, sizes.map((size, k) => images.tokens(size, record.images[k])), `record ${record.id}`);
     if (ids.length > maxTokens) {
       if (ids.lastIndexOf(text.imageTokenId) >= maxTokens) {
         report.dropped.push({ id: record.id, reason: `${ids.length} tokens; cutting to ${maxTokens} would cut into an image` });
@@ -151,7 +179,9 @@ export async function buildCalibrationBundle(model: Model, records: readonly Cal
   const sample = async ({ record, ids }: (typeof planned)[number]): Promise<BundleSample> => {
     options.signal?.throwIfAborted();
     const label = `record ${record.id}`;
-    const inputs = await Promise.all(record.images.map(async (file) => images.preprocess(await decodeImage(file), file)));
+    // one image decoded at a time: a sample's memory is its largest image, not all of them at once
+    const inputs: ImageInput[] = [];
+    for (const file of record.images) inputs.push(images.preprocess(await decodeImage(file, file, limits), file));
     const result = assemble(model, ids, text.imageTokenId, table, await imageFeatures(tower, inputs, model), inputs, label);
     options.onProgress?.(++done, planned.length);
     return result;
@@ -182,7 +212,7 @@ async function imageProcessor(model: Model): Promise<ImageProcessor> {
       preprocess: (image, label) => ({ kind: 'llava', input: preprocessLlavaImage(image, config, perSide, label) }),
     };
   }
-  const config: QwenImageProcessorConfig = qwenImageProcessorConfig(json, file);
+  const config: QwenImageProcessorConfig = qwenImageProcessorConfig(json, file, model.architecture.displayName);
   return {
     tokens: ({ width, height }, label) => qwenImageTokens(height, width, config, label),
     preprocess: (image, label) => ({ kind: 'qwen', input: preprocessQwenImage(image, config, label) }),

@@ -31,11 +31,15 @@
  *
  * roundHalfEven: Python's round() of a float (banker's rounding), for the size rules of the
  * processors.
+ *
+ * Decompression bombs: a 250 KB PNG can declare 16000×16000 pixels (768 MB of RGB, gigabytes once
+ * resized). As PIL does with Image.MAX_IMAGE_PIXELS, an image with more pixels than the limit is
+ * refused from its header, before any pixel is decoded; `maxImagePixels` raises or lifts it.
  */
 
-import { readFile } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { describeValue, fileError, invalidParameterError } from '../errors.js';
+import { readRegularFile } from '../io/files.js';
 
 /** transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD: the image processors' class defaults. */
 export const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
@@ -48,7 +52,23 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-export interface DecodeOptions {
+/**
+ * PIL's `Image.MAX_IMAGE_PIXELS`, int(1024·1024·1024 // 4 // 3) = 89,478,485: about 0.25 GB of RGB.
+ * PIL warns above it (and raises DecompressionBombError above twice it); vlmq refuses above it.
+ */
+export const MAX_IMAGE_PIXELS = 89_478_485;
+
+export interface ImageLimits {
+  /**
+   * The most pixels (width × height, from the header) an image may have before it is refused
+   * undecoded, as a decompression bomb: a positive integer, or `Infinity` or `null` for no limit
+   * (PIL's `Image.MAX_IMAGE_PIXELS = None`). Default MAX_IMAGE_PIXELS (89,478,485, PIL's). Raise it
+   * only for images you trust: decoding takes 3 bytes per pixel, and more while resizing.
+   */
+  maxImagePixels?: number | null;
+}
+
+export interface DecodeOptions extends ImageLimits {
   /**
    * What happens to an alpha channel: 'drop' (default) keeps the colour values and discards alpha,
    * as transformers' convert_to_rgb (PIL `convert("RGB")`) does; 'white' composites over white as
@@ -57,49 +77,74 @@ export interface DecodeOptions {
   alpha?: 'drop' | 'white';
 }
 
+/** `maxImagePixels` checked, with its default; Infinity for no limit. */
+export function resolveMaxImagePixels(value: number | null | undefined): number {
+  if (value === undefined) return MAX_IMAGE_PIXELS;
+  if (value === null || value === Infinity) return Infinity;
+  if (!Number.isSafeInteger(value) || value < 1) throw invalidParameterError('maxImagePixels', 'a positive integer, Infinity or null (no limit)', value);
+  return value;
+}
+
 /**
  * Decodes an image file (path) or encoded bytes to 8-bit RGB as transformers' slow processors see
  * it (see the top of this file). Every failure is a VlmqError 'ERR_VLMQ_BAD_FILE' whose message
- * starts with `label` (default: the path, or "image bytes").
+ * starts with `label` (default: the path, or "image bytes"), an image over `maxImagePixels`
+ * included: that one is refused from its header, before decoding.
  */
 export async function decodeImage(source: string | Uint8Array, label?: string, options: DecodeOptions = {}): Promise<RgbImage> {
   const alpha = options.alpha ?? 'drop';
   if (alpha !== 'drop' && alpha !== 'white') throw invalidParameterError('alpha', "'drop' or 'white'", alpha);
+  const limit = resolveMaxImagePixels(options.maxImagePixels);
   const name = label ?? (typeof source === 'string' ? source : 'image bytes');
-  const { bytes, metadata } = await probe(source, name);
-  if (metadata.space === 'cmyk') return decodeStep(name, () => decodeCmyk(bytes));
-  if (metadata.space === 'grey16' && metadata.channels === 1) return decodeStep(name, () => decodeGrey16(bytes));
-  const { data, info } = await decodeStep(name, () => open(bytes).raw().toBuffer({ resolveWithObject: true }));
+  const { bytes, metadata } = await probe(source, name, limit);
+  if (metadata.space === 'cmyk') return decodeStep(name, () => decodeCmyk(bytes, limit));
+  if (metadata.space === 'grey16' && metadata.channels === 1) return decodeStep(name, () => decodeGrey16(bytes, limit));
+  const { data, info } = await decodeStep(name, () => open(bytes, limit).raw().toBuffer({ resolveWithObject: true }));
   return { width: info.width, height: info.height, data: toRgb(data, info.channels, alpha) };
 }
 
 /**
  * The size of an image file as decodeImage gives it (no EXIF rotation), from its header, with the
- * same errors: what a calibration set is planned with before any image is decoded.
+ * same errors (the pixel limit included): what a calibration set is planned with before any image
+ * is decoded.
  */
-export async function readImageSize(path: string, label?: string): Promise<{ width: number; height: number }> {
-  const { metadata } = await probe(path, label ?? path);
+export async function readImageSize(path: string, label?: string, options: ImageLimits = {}): Promise<{ width: number; height: number }> {
+  const { metadata } = await probe(path, label ?? path, resolveMaxImagePixels(options.maxImagePixels));
   return { width: metadata.width!, height: metadata.height! };
 }
 
-/** The bytes and header of an image, or an error that names it. */
-async function probe(source: string | Uint8Array, name: string) {
+/** The bytes and header of an image, or an error that names it; a header over `limit` pixels is refused. */
+async function probe(source: string | Uint8Array, name: string, limit: number) {
   const bytes = typeof source === 'string' ? await readImageFile(source, name) : source;
   if (bytes.length === 0) throw fileError(name, 'is empty (0 bytes), not an image');
-  const metadata = await decodeStep(name, () => open(bytes).metadata());
+  // The header only: sharp's own pixel limit is lifted here so that the check below, with its
+  // message, is the one that refuses; decoding then runs under the same limit (open()).
+  const metadata = await decodeStep(name, () => open(bytes, Infinity).metadata());
   if (!metadata.width || !metadata.height) {
     throw fileError(name, `has zero size (${metadata.width ?? 0}×${metadata.height ?? 0} pixels)`);
   }
+  checkPixelCount(name, metadata.width, metadata.height, limit);
   return { bytes, metadata };
 }
 
+/** PIL's decompression-bomb check, from the header: more than `limit` pixels is an error. */
+function checkPixelCount(name: string, width: number, height: number, limit: number): void {
+  const pixels = width * height;
+  if (pixels <= limit) return;
+  const count = (n: number) => n.toLocaleString('en-US');
+  throw fileError(name,
+    `${width}×${height} = ${count(pixels)} pixels is more than the limit of ${count(limit)} ` +
+    `(${limit === MAX_IMAGE_PIXELS ? "PIL's Image.MAX_IMAGE_PIXELS, " : ''}a guard against decompression bombs); ` +
+    `if the image is trusted, raise the limit with the maxImagePixels option (Infinity or null for none)`);
+}
+
+/** A regular file's bytes; a missing file, a directory, a FIFO or a device is an error naming it. */
 async function readImageFile(path: string, name: string): Promise<Uint8Array> {
   try {
-    return await readFile(path);
+    return await readRegularFile(path, 'image file');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not an image file' : `cannot be read (${(error as Error).message})`;
-    throw fileError(name, why, { cause: error });
+    // the error names the path; a caller's label (a record, an upload) goes in front of it
+    throw name === path ? error : fileError(name, (error as Error).message, { cause: error });
   }
 }
 
@@ -117,12 +162,14 @@ async function decodeStep<T>(name: string, step: () => Promise<T>): Promise<T> {
  * no EXIF rotation (sharp's default), and failing on decoder errors and truncation but not on
  * libjpeg warnings (PIL loads JPEGs with "extraneous bytes" warnings, and refuses truncated files).
  */
-function open(bytes: Uint8Array): Sharp {
-  return sharp(bytes, { ignoreIcc: true, failOn: 'error' });
+function open(bytes: Uint8Array, maxPixels: number): Sharp {
+  return sharp(bytes, { ignoreIcc: true, failOn: 'error', limitInputPixels: Number.isFinite(maxPixels) ? maxPixels : false });
 }
 
 /** Grey, grey+alpha, RGB or RGBA bytes → RGB, handling alpha as `alpha` says. */
 function toRgb(data: Uint8Array, channels: number, alpha: 'drop' | 'white'): Uint8Array {
+  // already RGB: the decoder's buffer is the image (no second copy of a large image)
+  if (channels === 3) return new Uint8Array(data.buffer, data.byteOffset, data.length);
   const pixels = data.length / channels;
   const out = new Uint8Array(pixels * 3);
   const colours = channels >= 3 ? 3 : 1;
@@ -149,8 +196,8 @@ function overWhite(value: number, a: number): number {
 }
 
 /** CMYK (as PIL stores it, Adobe inversion undone by the decoder) → RGB with Pillow's cmyk2rgb. */
-async function decodeCmyk(bytes: Uint8Array): Promise<RgbImage> {
-  const { data, info } = await open(bytes).pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
+async function decodeCmyk(bytes: Uint8Array, maxPixels: number): Promise<RgbImage> {
+  const { data, info } = await open(bytes, maxPixels).pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 4) throw new Error(`expected 4 CMYK channels, decoder gave ${info.channels}`);
   const pixels = info.width * info.height;
   const out = new Uint8Array(pixels * 3);
@@ -168,8 +215,8 @@ function mulDiv255(a: number, b: number): number {
 }
 
 /** 16-bit grey alone: PIL opens it as I;16 and converts to RGB by clipping at 255 (Convert.c I16_RGB). */
-async function decodeGrey16(bytes: Uint8Array): Promise<RgbImage> {
-  const { data, info } = await open(bytes).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+async function decodeGrey16(bytes: Uint8Array, maxPixels: number): Promise<RgbImage> {
+  const { data, info } = await open(bytes, maxPixels).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
   const grey = new Uint16Array(Uint8Array.prototype.slice.call(data).buffer); // copy: the Buffer may be unaligned
   const out = new Uint8Array(grey.length * 3);
   for (let i = 0; i < grey.length; i++) out.fill(Math.min(grey[i], 255), i * 3, i * 3 + 3);
@@ -339,8 +386,8 @@ export function roundHalfEven(x: number): number {
  * with the arithmetic of transformers' `rescale` (uint8 → float64 · factor → float32) and
  * `normalize` ((x − mean) / std in float32, mean and std cast to float32).
  */
-export function normalizedPlanes(image: RgbImage, o: { rescaleFactor: number; imageMean: readonly number[]; imageStd: readonly number[] }): Float32Array {
-  const tables = [0, 1, 2].map((c) => normalizationTable(o.rescaleFactor, o.imageMean[c], o.imageStd[c]));
+export function normalizedPlanes(image: RgbImage, o: NormalizationSettings): Float32Array {
+  const tables = normalizationTables(o);
   const pixels = image.width * image.height;
   const planes = new Float32Array(3 * pixels);
   for (let c = 0; c < 3; c++) {
@@ -348,6 +395,18 @@ export function normalizedPlanes(image: RgbImage, o: { rescaleFactor: number; im
     for (let i = 0; i < pixels; i++) planes[c * pixels + i] = table[image.data[i * 3 + c]];
   }
   return planes;
+}
+
+/** What rescale + normalize need: the factor and the per-channel mean and std. */
+export interface NormalizationSettings {
+  rescaleFactor: number;
+  imageMean: readonly number[];
+  imageStd: readonly number[];
+}
+
+/** The normalised value of every byte, one table per channel (what normalizedPlanes looks up). */
+export function normalizationTables(o: NormalizationSettings): [Float32Array, Float32Array, Float32Array] {
+  return [0, 1, 2].map((c) => normalizationTable(o.rescaleFactor, o.imageMean[c], o.imageStd[c])) as [Float32Array, Float32Array, Float32Array];
 }
 
 /**

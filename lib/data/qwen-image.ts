@@ -27,7 +27,7 @@
  */
 
 import { fileError, invalidParameterError } from '../errors.js';
-import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, checkImage, configFields, normalizedPlanes, resizeBicubic, roundHalfEven, type RgbImage } from './image.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, checkImage, configFields, normalizationTables, resizeBicubic, roundHalfEven, type RgbImage } from './image.js';
 
 export interface QwenImageProcessorConfig {
   /** Spatial patch size of the vision tower (14). */
@@ -44,6 +44,8 @@ export interface QwenImageProcessorConfig {
   imageStd: [number, number, number];
   /** Multiplies the 0–255 pixel values before normalisation (1/255). */
   rescaleFactor: number;
+  /** The architecture whose processor this is, for messages ("Qwen2.5-VL"); default "Qwen2-VL/Qwen2.5-VL". */
+  modelName?: string;
 }
 
 
@@ -65,9 +67,10 @@ const QWEN_DEFAULTS: QwenImageProcessorConfig = {
  * have {min_pixels, max_pixels} there), then top-level `min_pixels` / `max_pixels` (as the
  * processor's __init__ applies them). Settings this module does not implement (no resize, rescale
  * or normalisation, a resample other than bicubic) are errors rather than silently different
- * pixels. Every error names `file` and the field.
+ * pixels. Every error names `file` and the field. `modelName` (the architecture's display name)
+ * is what the aspect-ratio error names.
  */
-export function qwenImageProcessorConfig(json: Record<string, unknown>, file: string): QwenImageProcessorConfig {
+export function qwenImageProcessorConfig(json: Record<string, unknown>, file: string, modelName?: string): QwenImageProcessorConfig {
   const field = configFields(json, file);
   field.only('do_resize', true);
   field.only('do_rescale', true);
@@ -85,6 +88,7 @@ export function qwenImageProcessorConfig(json: Record<string, unknown>, file: st
     imageMean: field.triple('image_mean', false) ?? QWEN_DEFAULTS.imageMean,
     imageStd: field.triple('image_std', true) ?? QWEN_DEFAULTS.imageStd,
     rescaleFactor: field.positiveNumber('rescale_factor') ?? QWEN_DEFAULTS.rescaleFactor,
+    ...(modelName === undefined ? {} : { modelName }),
   };
   if (config.minPixels > config.maxPixels) {
     throw fileError(file, `expected min_pixels ≤ max_pixels but found ${config.minPixels} > ${config.maxPixels}`);
@@ -94,12 +98,13 @@ export function qwenImageProcessorConfig(json: Record<string, unknown>, file: st
 
 /**
  * transformers' `smart_resize` (qwen2_vl image processing, current version): the [height, width]
- * the image is resized to. Throws a VlmqError naming `label` for an aspect ratio above 200.
+ * the image is resized to. Throws a VlmqError naming `label` (and `o.modelName`, the architecture)
+ * for an aspect ratio above 200.
  */
 export function smartResize(
   height: number,
   width: number,
-  o: { factor: number; minPixels: number; maxPixels: number },
+  o: { factor: number; minPixels: number; maxPixels: number; modelName?: string },
   label = 'image',
 ): [number, number] {
   for (const [name, value] of [['height', height], ['width', width], ['factor', o.factor]] as const) {
@@ -111,7 +116,7 @@ export function smartResize(
   const { factor, minPixels, maxPixels } = o;
   const aspect = Math.max(height, width) / Math.min(height, width);
   if (aspect > 200) {
-    throw fileError(label, `absolute aspect ratio must be at most 200 for Qwen2-VL, but ${height}×${width} (h×w) has ${aspect}`);
+    throw fileError(label, `absolute aspect ratio must be at most 200 for the ${o.modelName ?? 'Qwen2-VL/Qwen2.5-VL'} image processor, but ${height}×${width} (h×w) has ${aspect}`);
   }
   let hBar = roundHalfEven(height / factor) * factor;
   let wBar = roundHalfEven(width / factor) * factor;
@@ -142,7 +147,8 @@ export interface QwenImageInput {
 
 /** The resized [height, width] of an image of this size (smart_resize with the config's bounds). */
 function resizedSize(height: number, width: number, config: QwenImageProcessorConfig, label: string): [number, number] {
-  return smartResize(height, width, { factor: config.patchSize * config.mergeSize, minPixels: config.minPixels, maxPixels: config.maxPixels }, label);
+  const { minPixels, maxPixels, modelName } = config;
+  return smartResize(height, width, { factor: config.patchSize * config.mergeSize, minPixels, maxPixels, modelName }, label);
 }
 
 /** The language-model tokens of an image of this size: (h̄/P)·(w̄/P) / merge² (one temporal patch). */
@@ -160,7 +166,7 @@ export function preprocessQwenImage(image: RgbImage, config: QwenImageProcessorC
   const { patchSize: P, temporalPatchSize: T, mergeSize: m } = config;
   const [height, width] = resizedSize(image.height, image.width, config, label);
   const resized = resizeBicubic(image, width, height);
-  const planes = normalizedPlanes(resized, config);
+  const tables = normalizationTables(config);
   const gridH = height / P;
   const gridW = width / P;
   const rowLength = 3 * T * P * P;
@@ -170,7 +176,7 @@ export function preprocessQwenImage(image: RgbImage, config: QwenImageProcessorC
     for (let bx = 0; bx < gridW / m; bx++) {
       for (let my = 0; my < m; my++) {
         for (let mx = 0; mx < m; mx++, row++) {
-          copyPatch(planes, width, height, (by * m + my) * P, (bx * m + mx) * P, P, T, pixelValues, row * rowLength);
+          copyPatch(resized, tables, (by * m + my) * P, (bx * m + mx) * P, P, T, pixelValues, row * rowLength);
         }
       }
     }
@@ -178,16 +184,20 @@ export function preprocessQwenImage(image: RgbImage, config: QwenImageProcessorC
   return { pixelValues, grid: [1, gridH, gridW], tokens: (gridH * gridW) / (m * m) };
 }
 
-/** One patch row: for each channel c, each of the T identical frames, the P×P pixels row-major. */
-function copyPatch(planes: Float32Array, width: number, height: number, top: number, left: number, P: number, T: number, out: Float32Array, offset: number): void {
+/**
+ * One patch row: for each channel c, each of the T identical frames, the P×P pixels row-major,
+ * normalised by table lookup straight from the resized bytes (no float copy of the whole image:
+ * at the shipped max_pixels that would be 150 MB more).
+ */
+function copyPatch(image: RgbImage, tables: readonly Float32Array[], top: number, left: number, P: number, T: number, out: Float32Array, offset: number): void {
+  const { data, width } = image;
   let o = offset;
   for (let c = 0; c < 3; c++) {
-    for (let t = 0; t < T; t++) {
-      for (let i = 0; i < P; i++) {
-        const start = (c * height + top + i) * width + left;
-        out.set(planes.subarray(start, start + P), o);
-        o += P;
-      }
+    const table = tables[c];
+    const first = o;
+    for (let i = 0; i < P; i++) {
+      for (let j = 0, p = ((top + i) * width + left) * 3 + c; j < P; j++, p += 3) out[o++] = table[data[p]];
     }
+    for (let t = 1; t < T; t++, o += P * P) out.copyWithin(o, first, first + P * P); // the repeated frames
   }
 }
