@@ -12,7 +12,8 @@ import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type Quantization
 import { describeKind, placement } from '../io/files.js';
 import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';
-import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS } from '../data/calibration.js';
+import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS, calibrationShortfall } from '../data/calibration.js';
+import { MAX_IMAGE_PIXELS } from '../data/image.js';
 import {
   MODEL_METHODS, type ModelMethod, type QuantizationRun, type QuantizeEvent, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions,
 } from '../pipeline/quantize.js';
@@ -43,7 +44,7 @@ const OPTION_FLAGS: Readonly<Record<string, string>> = {
   'importance.norm': '--importance-norm', 'importance.power': '--importance-power', 'importance.fallback': '--importance-fallback',
 };
 /** Flags that only the calibrated methods use. */
-const CALIBRATION_FLAGS = ['images', 'samples', 'max-tokens', 'seed', 'base', 'importance-norm', 'importance-power', 'importance-fallback', 'memory', 'batch-tokens', 'work-dir', 'resume', 'keep-work'];
+const CALIBRATION_FLAGS = ['images', 'samples', 'max-tokens', 'seed', 'max-image-pixels', 'base', 'importance-norm', 'importance-power', 'importance-fallback', 'memory', 'batch-tokens', 'work-dir', 'resume', 'keep-work'];
 
 const FLAGS: FlagTable = {
   model: { type: 'string', value: 'DIR', description: 'checkpoint directory to quantize: config.json and model.safetensors, or shards with model.safetensors.index.json (Qwen2-VL, Qwen2.5-VL or LLaVA-OneVision, either tensor layout)', group: 'Files' },
@@ -52,6 +53,7 @@ const FLAGS: FlagTable = {
   samples: { type: 'string', value: 'N', description: 'records of --calib to use, chosen with --seed', default: 'all', group: 'Calibration' },
   'max-tokens': { type: 'string', value: 'N', description: 'longest sample; longer ones lose the end of their text, or are dropped (and reported) when the cut would fall in an image', default: `${DEFAULT_MAX_TOKENS.qwen} (Qwen2-VL, Qwen2.5-VL), ${DEFAULT_MAX_TOKENS.llava} (LLaVA-OneVision)`, group: 'Calibration' },
   seed: { type: 'string', value: 'S', description: 'seed of the choice of records', default: '0', group: 'Calibration' },
+  'max-image-pixels': { type: 'string', value: 'N|none', description: "largest image, in pixels, read from its header before decoding; larger ones are refused (PIL's decompression-bomb guard). 'none' lifts the limit for trusted images", default: String(MAX_IMAGE_PIXELS), group: 'Calibration' },
   out: { type: 'string', value: 'DIR', description: 'directory to write; it is assembled under a temporary name beside DIR and renamed into place only when complete', group: 'Files' },
   overwrite: { type: 'boolean', description: 'replace --out when it exists and is not empty (the old directory is removed only after the new one is in place)', group: 'Files' },
   method: { type: 'string', value: MODEL_METHODS.join('|'), description: 'rtn: round to nearest, data-free; gptq; gptaq: gptq with the asymmetric term; vlmq: importance-weighted statistics on a gptq or gptaq base', default: 'vlmq with --calib, rtn without', group: 'Quantizer' },
@@ -107,7 +109,7 @@ interface Arguments {
   outDir: string;
   calib: string | undefined;
   images: string | undefined;
-  calibration: { samples?: number; maxTokens?: number; seed?: number };
+  calibration: { samples?: number; maxTokens?: number; seed?: number; maxImagePixels?: number | null };
   overwrite: boolean;
   /** The library's options (workDir, resume), checked and resolved. */
   options: QuantizeModelOptions;
@@ -234,6 +236,8 @@ class EventLog {
     if (report.dropped.length > 0) {
       this.out.warn(`${report.dropped.length} record(s) dropped: ${report.dropped.slice(0, 5).map((d) => `${d.id} (${d.reason})`).join('; ')}${report.dropped.length > 5 ? '; …' : ''}`);
     }
+    const shortfall = calibrationShortfall(report);
+    if (shortfall !== null) this.out.warn(shortfall);
   }
 }
 
@@ -310,8 +314,15 @@ function parseArguments(argv: readonly string[], out: Output): Arguments {
     samples: optionalInteger('--samples', stringFlag(NAME, values, 'samples'), 1),
     maxTokens: optionalInteger('--max-tokens', stringFlag(NAME, values, 'max-tokens'), 1),
     seed: optionalInteger('--seed', stringFlag(NAME, values, 'seed'), 0),
+    ...imageLimit(stringFlag(NAME, values, 'max-image-pixels')),
   };
   return { modelDir, outDir, calib, images: stringFlag(NAME, values, 'images'), calibration, overwrite: values.overwrite === true, options, resolved, workDir, keepWork: values['keep-work'] === true, format, fakeQuantDtype, maxShardBytes };
+}
+
+/** --max-image-pixels: an integer ≥ 1, or 'none'. */
+function imageLimit(text: string | undefined): { maxImagePixels?: number | null } {
+  if (text === undefined) return {};
+  return { maxImagePixels: text.trim().toLowerCase() === 'none' ? null : optionalInteger('--max-image-pixels', text, 1) };
 }
 
 function optionalInteger(flag: string, text: string | undefined, min: number): number | undefined {
