@@ -1,6 +1,7 @@
 // Tensors as plain data: a dtype name (the safetensors vocabulary), a shape, and a TypedArray
 // view over the elements in row-major order. Half-precision values travel as their raw 16-bit
 // patterns (Uint16Array), so a bf16 checkpoint tensor reaches native code without conversion.
+import { invalidParameterError } from './errors.js';
 
 /** Every dtype of the safetensors format (docs/formats.md §1.3), in its enum order. */
 export const DTYPES = [
@@ -122,29 +123,86 @@ export function f32ToF16(value: number): number {
 
 /** Decode any floating tensor (F32, F16, BF16, F64) into a fresh Float32Array. */
 export function toFloat32(tensor: Tensor): Float32Array {
-  const { dtype, data } = tensor;
-  if (dtype === 'F32') return Float32Array.from(data as Float32Array);
-  if (dtype === 'F64') return Float32Array.from(data as Float64Array);
-  if (dtype === 'F16' || dtype === 'BF16') {
-    const decode = dtype === 'F16' ? f16ToF32 : bf16ToF32;
-    const src = data as Uint16Array;
-    const out = new Float32Array(src.length);
-    for (let i = 0; i < src.length; i++) out[i] = decode(src[i]);
-    return out;
-  }
-  throw new TypeError(`cannot decode ${dtype} as floating point`);
+  const { dtype, data } = checkFloatTensor(tensor, 'tensor');
+  if (dtype === 'F32' || dtype === 'F64') return Float32Array.from(data as Float32Array | Float64Array);
+  const decode = dtype === 'F16' ? f16ToF32 : bf16ToF32;
+  const src = data as Uint16Array;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = decode(src[i]);
+  return out;
 }
 
 /** Rows `rows` of a floating [N, width] tensor (an embedding table), decoded into one [rows.length, width] Float32Array. */
 export function gatherRows(tensor: Tensor, rows: ArrayLike<number>, width: number): Float32Array {
-  const { dtype, data } = tensor;
+  const { dtype, data } = checkFloatTensor(tensor, 'tensor');
   const out = new Float32Array(rows.length * width);
   const decode = dtype === 'F16' ? f16ToF32 : dtype === 'BF16' ? bf16ToF32 : null;
-  if (dtype !== 'F32' && dtype !== 'F64' && decode === null) throw new TypeError(`cannot decode ${dtype} as floating point`);
+  const count = data.length / width;
   for (let r = 0; r < rows.length; r++) {
+    if (!Number.isInteger(rows[r]) || rows[r] < 0 || rows[r] >= count) throw invalidParameterError(`rows[${r}]`, `a row index in [0, ${count})`, rows[r]);
     const from = rows[r] * width;
     if (decode) for (let c = 0; c < width; c++) out[r * width + c] = decode((data as Uint16Array)[from + c]);
     else out.set((data as Float32Array | Float64Array).subarray(from, from + width), r * width);
   }
   return out;
+}
+
+const FLOAT_ARRAYS: Readonly<Partial<Record<DType, TypedArrayConstructor>>> = { F32: Float32Array, F64: Float64Array, F16: Uint16Array, BF16: Uint16Array };
+
+/**
+ * A floating tensor whose data is the dtype's TypedArray with exactly as many elements as its
+ * shape holds: a short array would otherwise decode into a short result without a word.
+ */
+function checkFloatTensor(tensor: Tensor, name: string): Tensor {
+  if (tensor === null || typeof tensor !== 'object' || !Array.isArray(tensor.shape)) throw invalidParameterError(name, 'a Tensor ({ dtype, shape, data })', tensor);
+  const { dtype, shape, data } = tensor;
+  const Array_ = FLOAT_ARRAYS[dtype];
+  if (Array_ === undefined) throw invalidParameterError(`${name}.dtype`, 'a floating dtype (F32, F16, BF16 or F64)', dtype);
+  if (!(data instanceof Array_)) throw invalidParameterError(`${name}.data`, `a ${Array_.name} for dtype ${dtype}`, data);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw invalidParameterError(`${name}.shape`, 'an array of non-negative integers', shape);
+  const expected = numel(shape);
+  if (data.length !== expected) throw invalidParameterError(`${name}.data`, `${expected} elements (${dtype}, shape [${shape.join(', ')}])`, data);
+  return tensor;
+}
+
+/**
+ * Where a floating tensor holds NaN or ±Infinity: how many and the flat index of the first, or
+ * null when every value is finite (any other dtype is never reported). Read from the bits: an
+ * all-ones exponent field.
+ */
+export function findNonFinite(tensor: Tensor): { count: number; first: number } | null {
+  const { dtype, data } = tensor;
+  let bits: Uint16Array | Uint32Array;
+  let mask: number;
+  if (dtype === 'BF16' || dtype === 'F16') [bits, mask] = [data as Uint16Array, dtype === 'BF16' ? 0x7f80 : 0x7c00];
+  else if (dtype === 'F32') [bits, mask] = [new Uint32Array(data.buffer, data.byteOffset, data.length), 0x7f800000];
+  else if (dtype === 'F64') return findNonFiniteNumbers(data as Float64Array);
+  else return null;
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i] & mask) >>> 0 !== mask) continue;
+    if (count++ === 0) first = i;
+  }
+  return count === 0 ? null : { count, first };
+}
+
+function findNonFiniteNumbers(values: Float64Array): { count: number; first: number } | null {
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < values.length; i++) {
+    if (Number.isFinite(values[i])) continue;
+    if (count++ === 0) first = i;
+  }
+  return count === 0 ? null : { count, first };
+}
+
+/** A flat row-major index as coordinates of `shape`: 5 in [2, 3] → [1, 2]. */
+export function unravelIndex(index: number, shape: readonly number[]): number[] {
+  const coordinates = new Array<number>(shape.length);
+  for (let axis = shape.length - 1; axis >= 0; axis--) {
+    coordinates[axis] = shape[axis] > 0 ? index % shape[axis] : 0;
+    index = shape[axis] > 0 ? Math.floor(index / shape[axis]) : index;
+  }
+  return coordinates;
 }

@@ -52,6 +52,8 @@ for (const [architecture, layout, shards] of MODELS) {
       t.strictSame(report.files, files, 'every file with its fs.stat size');
       t.equal(report.diskBytes, files.reduce((s, f) => s + f.bytes, 0), 'diskBytes = Σ file sizes');
       t.equal(report.config.text.numLayers, 2);
+      t.strictSame(report.problems, [], 'no problem: loadModel accepts it');
+      t.strictSame(report.unknownTensors, []);
     });
 
     const model = await loadModel(tiny.dir);
@@ -86,6 +88,7 @@ for (const [architecture, layout, shards] of MODELS) {
         t.strictSame(report.files, files, 'every file with its fs.stat size');
         t.equal(report.diskBytes, files.reduce((s, f) => s + f.bytes, 0), 'diskBytes = Σ file sizes');
         if (shards > 1) t.ok(files.some((f) => f.name === 'model.safetensors.index.json'), 'sharded export: the index is listed');
+        t.strictSame(report.problems, [], 'the packed tensor set is what the config implies');
       });
     }
 
@@ -96,6 +99,7 @@ for (const [architecture, layout, shards] of MODELS) {
       const report = await inspectCheckpoint(fake);
       t.strictSame(report.parameters, parameters);
       t.equal(report.quantization, null, 'no quantization block');
+      t.strictSame(report.problems, [], 'no problem');
       const linearParams = tiny.quantizable.reduce((s, p) => s + numelOf(tiny.tensors.get(`${p}.weight`)!.shape), 0);
       const all = [...tiny.tensors.values()].reduce((s, x) => s + numelOf(x.shape), 0);
       t.strictSame(report.dtypes, {
@@ -106,11 +110,32 @@ for (const [architecture, layout, shards] of MODELS) {
   });
 }
 
-t.test('inspect does not require a complete tensor set', async (t) => {
+t.test('an incomplete tensor set is described (counting what is there) and its missing tensor reported as a problem', async (t) => {
   const dir = t.testdir();
   const tiny = await writeTinyCheckpoint(join(dir, 'model'), { architecture: 'qwen2_vl', shards: 2 });
   const c = await corruptCheckpoint(tiny.dir, 'missing-tensor');
   const report = await inspectCheckpoint(tiny.dir);
   const removed = numelOf(tiny.tensors.get(c.tensor!)!.shape);
   t.equal(report.parameters.language, parametersOf(tiny).language - removed, 'counts what is there');
+  t.match(report.problems, [{ kind: 'missing-tensors', tensors: [c.tensor], files: [] }]);
+  t.equal(report.problems.length, 1);
+});
+
+t.test('a GPTQ checkpoint with a packed tensor of the wrong dtype or shape is reported against its packed tensor set', async (t) => {
+  const dir = t.testdir();
+  const tiny = await writeTinyCheckpoint(join(dir, 'model'), { architecture: 'qwen2_5_vl' });
+  const model = await loadModel(tiny.dir);
+  t.teardown(() => model.close());
+  const out = join(dir, 'gptq');
+  await (await quantize(model, null, { bits: 4, groupSize: 32, sym: true })).save(out, { format: 'gptq' });
+  const prefix = tiny.quantizable[0];
+  await corruptCheckpoint(out, 'bad-dtype', { tensor: `${prefix}.qweight`, dtype: 'F32' });
+  await corruptCheckpoint(out, 'missing-tensor', { tensor: `${prefix}.g_idx` });
+  const report = await inspectCheckpoint(out);
+  const [N, K] = tiny.tensors.get(`${prefix}.weight`)!.shape;
+  t.match(report.problems, [
+    { kind: 'dtype', tensors: [`${prefix}.qweight`], message: `${prefix}.qweight (model.safetensors): expected I32, found F32` },
+    { kind: 'missing-tensors', tensors: [`${prefix}.g_idx`], message: `1 tensor(s) the config implies are missing: ${prefix}.g_idx [${K}]` },
+  ]);
+  t.equal(report.problems.length, 2, `nothing else (qweight stays [${K * 4 / 32}, ${N}])`);
 });

@@ -67,7 +67,7 @@ for (const { architecture, layout, style } of COMBOS) {
     t.teardown(() => model.close());
     t.equal(model.architecture.id, architecture);
     t.equal(model.layout, layout);
-    t.strictSame(model.unexpectedTensors, [], 'every tensor of the checkpoint is one the architecture describes');
+    t.strictSame(model.unknownTensors, [], 'every tensor of the checkpoint is one the architecture describes');
     const text = model.config.text;
     t.match(text, {
       hiddenSize: H, intermediateSize: I, numLayers: L, numHeads: heads, numKvHeads: kv, headDim: d,

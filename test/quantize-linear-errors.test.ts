@@ -1,6 +1,7 @@
 // Bad options and inputs of quantizeLinear and HessianAccumulator: every one gets a VlmqError
 // whose message names the option or tensor (and, for bad values inside a tensor, the position),
-// never a native crash. Also cancellation through AbortSignal and progress reporting.
+// never a native crash. Also cancellation through AbortSignal, progress reporting, and a progress
+// listener that throws (the call rejects with its error instead of losing it).
 import t, { type Test } from 'tap';
 import { HessianAccumulator, VlmqError, quantizeLinear, type QuantizeLinearOptions } from '../lib/index.js';
 import { mulberry32, randn } from './reference/oracle.js';
@@ -54,6 +55,13 @@ const BAD_OPTIONS: [string, QuantizeLinearOptions | null, RegExp[]][] = [
   ['mseNorm -2', { mse: true, mseNorm: -2 }, [/\bmseNorm\b/]],
   ['alpha NaN', { method: 'gptaq', alpha: NaN }, [/\balpha\b/, /NaN/]],
   ['alpha Infinity', { method: 'gptaq', alpha: Infinity }, [/\balpha\b/, /Infinity/]],
+  ['alpha 1e308 (Infinity as the float32 the native side keeps)', { method: 'gptaq', alpha: 1e308 }, [/\balpha\b/, /float32/, /received 1e\+308$/]],
+  ['mseNorm 1e-50 (0 as a float32)', { mse: true, mseNorm: 1e-50 }, [/\bmseNorm\b/, /float32/, /received 1e-50$/]],
+  ['mseMaxShrink 1e-50 (0 as a float32)', { mse: true, mseMaxShrink: 1e-50 }, [/\bmseMaxShrink\b/, /received 1e-50$/]],
+  ['mseGrid past the int32 the native side keeps', { mse: true, mseGrid: 2 ** 31 }, [/\bmseGrid\b/, /\[1, 10000\]/, /received 2147483648$/]],
+  ['a dampIncrement that never reaches maxPercdamp', { dampIncrement: 1e-320 }, [/\bdampIncrement\b/, /at most 1000 steps/, /received 1e-320$/]],
+  ['groupSize 1e300 (an integer, but not a safe one)', { groupSize: 1e300 }, [/\bgroupSize\b/, /received 1e\+300$/]],
+  ['blockSize 2^53 + 2', { blockSize: 2 ** 53 + 2 }, [/\bblockSize\b/]],
   ['unknown option key groupsize (a typo of groupSize)', { groupsize: 16 } as QuantizeLinearOptions, [/\bgroupsize\b/, /unknown option/]],
   ['staticGroups with groupSize -1', { staticGroups: true }, [/\bstaticGroups\b/, /groupSize/]],
   ['actOrder with method rtn', { method: 'rtn', actOrder: true }, [/\bactOrder\b/, /\brtn\b/]],
@@ -330,4 +338,61 @@ t.test('onProgress is called with increasing done, total = n, ending with (n, n)
     t.equal(calls.length, settled, `blockSize ${blockSize}: no call after the promise resolved`);
   }
   acc.dispose();
+});
+
+t.test('an onProgress that throws stops the sweep and rejects the call with its error; the listener hears nothing more', async (t) => {
+  const { N, w, stats } = await longProblem();
+  const started = performance.now();
+  await quantizeLinear(w, stats, { method: 'gptaq', blockSize: 1 });
+  const fullMs = performance.now() - started;
+
+  const thrown = new Error('listener failed');
+  const calls: number[] = [];
+  const t0 = performance.now();
+  const error = await failure(() => quantizeLinear(w, stats, {
+    method: 'gptaq',
+    blockSize: 1,
+    onProgress: (done) => {
+      calls.push(done);
+      throw thrown;
+    },
+  }));
+  t.comment(`uncancelled run ${fullMs.toFixed(0)} ms; the run whose listener threw rejected after ${(performance.now() - t0).toFixed(0)} ms`);
+  t.equal(error, thrown, 'the rejection is the listener\'s error itself');
+  t.equal(calls.length, 1, 'called once: the first throw silences it');
+  t.ok(calls[0] < N, 'it threw mid-sweep');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(calls.length, 1, 'and not called after the promise settled');
+
+  const again = await quantizeLinear(w, stats, { method: 'gptq', blockSize: 128 });
+  t.equal(again.cols, N, 'the next call runs normally');
+});
+
+t.test('an onProgress that throws only on the final (n, n) call still rejects the call with its error', async (t) => {
+  const thrown = new RangeError('at the end');
+  const error = await failure(() => quantizeLinear(weight, { hessian: H }, {
+    onProgress: (done, total) => {
+      if (done === total) throw thrown;
+    },
+  }));
+  t.equal(error, thrown);
+});
+
+t.test('an onProgress that throws mid-sweep alongside a caller\'s AbortSignal rejects with the listener\'s error and leaves the signal alone', async (t) => {
+  const { N, w, stats } = await longProblem();
+  const controller = new AbortController();
+  const thrown = new Error('listener failed');
+  let at = -1;
+  const error = await failure(() => quantizeLinear(w, stats, {
+    method: 'gptaq',
+    blockSize: 1,
+    signal: controller.signal,
+    onProgress: (done) => {
+      at = done;
+      throw thrown;
+    },
+  }));
+  t.equal(error, thrown);
+  t.ok(at >= 0 && at < N, 'it threw mid-sweep');
+  t.equal(controller.signal.aborted, false, 'the caller\'s signal is not aborted');
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32 } from '../lib/tensor.js';
+import { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32, gatherRows, toFloat32 } from '../lib/tensor.js';
 
 // Independent oracle: enumerate every finite f16 value and check the nearest-even choice.
 const allF16 = Array.from({ length: 0x7c00 }, (_, bits) => f16ToF32(bits));
@@ -46,4 +46,25 @@ t.test('bf16 round trip and rounding', async (t) => {
   t.equal(f32ToBf16(1 + 2 ** -8), 0x3f80);
   t.equal(f32ToBf16(1 + 3 * 2 ** -8), 0x3f82);
   t.ok(Number.isNaN(bf16ToF32(f32ToBf16(NaN))));
+});
+
+t.test('toFloat32 of a tensor whose data does not fill its shape is an error naming the dtype, shape and both lengths', async (t) => {
+  for (const [dtype, data] of [['BF16', new Uint16Array(6)], ['F16', new Uint16Array(13)], ['F32', new Float32Array(0)], ['F64', new Float64Array(7)]] as const) {
+    t.throws(() => toFloat32({ dtype, shape: [3, 4], data }), {
+      name: 'VlmqError',
+      code: 'ERR_VLMQ_INVALID_ARG',
+      message: `Expected 12 elements (${dtype}, shape [3, 4]) for tensor.data but received ${data.constructor.name} of length ${data.length}`,
+    }, dtype);
+  }
+  t.strictSame(Array.from(toFloat32({ dtype: 'BF16', shape: [2], data: new Uint16Array([0x3f80, 0xc000]) })), [1, -2], 'a full tensor decodes');
+});
+
+t.test('toFloat32 and gatherRows refuse a non-float dtype, data of the wrong array type, and rows outside the table', async (t) => {
+  t.throws(() => toFloat32({ dtype: 'I32', shape: [2], data: new Int32Array(2) }), { code: 'ERR_VLMQ_INVALID_ARG', message: /for tensor\.dtype but received "I32"/ });
+  t.throws(() => toFloat32({ dtype: 'BF16', shape: [2], data: new Float32Array(2) }), { code: 'ERR_VLMQ_INVALID_ARG', message: /Expected a Uint16Array for dtype BF16 for tensor\.data/ });
+  t.throws(() => toFloat32({ dtype: 'F32', shape: [2], data: new Uint16Array(2) }), { message: /Expected a Float32Array for dtype F32/ });
+  const table = { dtype: 'F16' as const, shape: [3, 2], data: new Uint16Array([0x3c00, 0, 0, 0x3c00, 0xc000, 0]) };
+  t.strictSame(Array.from(gatherRows(table, [2, 0], 2)), [-2, 0, 1, 0], 'rows 2 and 0');
+  t.throws(() => gatherRows(table, [3], 2), { code: 'ERR_VLMQ_INVALID_ARG', message: 'Expected a row index in [0, 3) for rows[0] but received 3' });
+  t.throws(() => gatherRows({ ...table, data: new Uint16Array(4) }, [0], 2), { message: /Expected 6 elements \(F16, shape \[3, 2\]\) for tensor\.data/ });
 });

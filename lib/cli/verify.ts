@@ -13,6 +13,7 @@ const NAME = 'verify';
 
 const FLAGS: FlagTable = {
   against: { type: 'string', value: 'FAKEQUANT_DIR', description: 'fake-quant export of the same run (same model and settings): every unpacked linear and every other tensor (as F16) must match it exactly', group: 'Checks' },
+  'keep-unknown-tensors': { type: 'boolean', description: 'accept (and list) tensors the architecture does not account for, as quantize --keep-unknown-tensors carries them over; without it each is a problem', group: 'Checks' },
   json: { type: 'boolean', description: 'print one JSON result object (the report, with ok true or false); a failure is followed by an error object', group: 'Other' },
 };
 
@@ -20,7 +21,7 @@ export const verifyCommand: Command = {
   name: NAME,
   summary: 'check a GPTQ checkpoint, optionally against its fake-quant export',
   help: () => formatHelp({
-    usage: [`vlmq ${NAME} DIR [--against FAKEQUANT_DIR] [--json]`],
+    usage: [`vlmq ${NAME} DIR [--against FAKEQUANT_DIR] [--keep-unknown-tensors] [--json]`],
     description: [
       'Checks the GPTQ checkpoint in DIR: quantization_config (and quantize_config.json, which must equal it), the',
       'tensor set the architecture and settings imply (names, dtypes, shapes), and every packed linear, unpacked',
@@ -46,7 +47,8 @@ async function run(argv: readonly string[], { out }: CommandContext): Promise<vo
   await checkInputDirectory('DIR', dir);
   if (against !== undefined) await checkInputDirectory('--against', against);
   // Anything wrong inside the files is the verdict: the library's errors end the command with exit 1.
-  const report = await verifyCheckpoint(dir, against === undefined ? {} : { against });
+  const unknownTensors = values['keep-unknown-tensors'] === true ? 'keep' : 'error';
+  const report = await verifyCheckpoint(dir, against === undefined ? { unknownTensors } : { against, unknownTensors });
   const ok = report.problems.length === 0;
   out.result({ command: NAME, ok, ...report }, formatFields(lines(report)) + problemLines(report.problems));
   if (!ok) {
@@ -72,6 +74,7 @@ function lines(r: VerifyReport): [string, string][] {
     ['linears', `${r.linears} quantized linears unpacked and checked`],
     ['tensors', String(r.tensors)],
     ['comparison', comparison],
+    ...(r.unknownTensors.length > 0 ? [['unknown tensors', `${r.unknownTensors.length} carried over unquantized (${r.unknownTensors.slice(0, 3).join(', ')}${r.unknownTensors.length > 3 ? ', …' : ''})`] as [string, string]] : []),
     ['result', problems === 0 ? 'ok, no problems found' : `FAILED, ${problems} problem${problems === 1 ? '' : 's'}${problems > r.problems.length ? ` (the first ${r.problems.length} listed)` : ''}`],
   ];
 }

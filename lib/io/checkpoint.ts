@@ -1,10 +1,11 @@
 // A Hugging Face checkpoint directory: config.json plus one `model.safetensors` or shards listed
 // in `model.safetensors.index.json` (docs/formats.md §1.6). Only headers are read when it is
 // opened; tensors are read one at a time, so memory stays near what the caller holds.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { VlmqError, describeValue, fileError } from '../errors.js';
+import { describeValue, fileError, invalidParameterError } from '../errors.js';
 import type { DType, Tensor } from '../tensor.js';
+import { describeKind, fsError, readRegularFile, regularFileSize } from './files.js';
 import { SafetensorsFile } from './safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -33,6 +34,7 @@ export class Checkpoint {
 
   /** Opens `dir`: config.json, the index if any, and every shard's header. */
   static async open(dir: string): Promise<Checkpoint> {
+    if (typeof dir !== 'string' || dir === '') throw invalidParameterError('dir', 'the path of a checkpoint directory (a non-empty string)', dir);
     await requireDirectory(dir);
     const config = await readJsonObject(join(dir, CONFIG_FILE));
     const files = await shardFiles(dir);
@@ -81,21 +83,22 @@ export class Checkpoint {
   }
 }
 
+/** `dir` is an existing directory; anything else is an error in words naming it (no bare ELOOP). */
 async function requireDirectory(dir: string): Promise<void> {
   const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${dir}: ${error.code === 'ENOENT' ? 'no such directory' : error.message}`);
+    throw error.code === 'ENOENT' ? fileError(dir, 'no such directory', { cause: error }) : fsError(dir, error);
   });
-  if (!info.isDirectory()) throw fileError(dir, 'expected a checkpoint directory, found a file');
+  if (info.isFile()) throw fileError(dir, 'expected a checkpoint directory, found a file');
+  if (!info.isDirectory()) throw fileError(dir, `expected a checkpoint directory, found ${describeKind(info)}`);
 }
 
+/**
+ * A JSON object file (config.json, the index): "missing" when absent; a directory, FIFO or
+ * device in its place is refused by kind without blocking on it.
+ */
 export async function readJsonObject(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw fileError(path, code === 'ENOENT' ? 'missing' : (error as Error).message);
-  }
+  if ((await regularFileSize(path, 'JSON file')) === null) throw fileError(path, 'missing');
+  const text = await readRegularFile(path, 'JSON file', 'utf8');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -106,13 +109,17 @@ export async function readJsonObject(path: string): Promise<Record<string, unkno
   return value as Record<string, unknown>;
 }
 
+/** Whether a weight file is there: a regular file, or absent; anything else in its place is an error naming it. */
+async function weightFileExists(path: string): Promise<boolean> {
+  return (await regularFileSize(path, 'safetensors file')) !== null;
+}
+
 /** tensor name → shard basename, from the index, or every tensor of model.safetensors (null). */
 async function shardFiles(dir: string): Promise<Map<string, string> | Map<null, string>> {
   const indexPath = join(dir, INDEX_FILE);
-  const hasIndex = await stat(indexPath).then(() => true, () => false);
+  const hasIndex = (await regularFileSize(indexPath, 'JSON file')) !== null;
   if (!hasIndex) {
-    const single = await stat(join(dir, SINGLE_FILE)).then(() => true, () => false);
-    if (!single) throw fileError(dir, `neither ${SINGLE_FILE} nor ${INDEX_FILE} is present`);
+    if (!(await weightFileExists(join(dir, SINGLE_FILE)))) throw fileError(dir, `neither ${SINGLE_FILE} nor ${INDEX_FILE} is present`);
     return new Map([[null, SINGLE_FILE]]);
   }
   const index = await readJsonObject(indexPath);
@@ -127,8 +134,7 @@ async function shardFiles(dir: string): Promise<Map<string, string> | Map<null, 
   }
   if (files.size === 0) throw fileError(indexPath, 'weight_map is empty');
   for (const file of new Set(files.values())) {
-    const exists = await stat(join(dir, file)).then(() => true, () => false);
-    if (!exists) throw fileError(indexPath, `names shard ${file}, which is missing from ${dir}`);
+    if (!(await weightFileExists(join(dir, file)))) throw fileError(indexPath, `names shard ${file}, which is missing from ${dir}`);
   }
   return files;
 }

@@ -2,6 +2,7 @@
 // architecture implies, every packed linear unpacked by an implementation independent of the
 // packer) and, optionally, against the fake-quant export of the same run, which must be identical.
 import { join } from 'node:path';
+import type { UnknownTensorPolicy } from '../models/checks.js';
 import { Model } from '../models/model.js';
 import { layerLinears } from '../models/decoder.js';
 import { expectedTensors, parseModelConfig } from '../models/registry.js';
@@ -27,11 +28,20 @@ export interface VerifyReport {
   problemCount: number;
   /** With --against: tensors compared and how many differed. */
   comparison: { against: string; tensors: number; mismatched: number } | null;
+  /** Tensors the architecture does not account for, accepted with unknownTensors: 'keep' (else each is a problem). */
+  unknownTensors: string[];
+}
+
+export interface VerifyOptions {
+  /** The fake-quant export of the same run to compare with. */
+  against?: string;
+  /** 'keep': tensors the architecture does not account for were carried over on purpose; list them instead of reporting them. */
+  unknownTensors?: UnknownTensorPolicy;
 }
 
 const MAX_PROBLEMS = 50;
 
-export async function verifyCheckpoint(dir: string, options: { against?: string } = {}): Promise<VerifyReport> {
+export async function verifyCheckpoint(dir: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const checkpoint = await Checkpoint.open(dir);
   const problems: string[] = [];
   let problemCount = 0;
@@ -46,7 +56,7 @@ export async function verifyCheckpoint(dir: string, options: { against?: string 
     const layout = architecture.layoutOf(new Set(checkpoint.tensors.keys()));
     const result: VerifyReport = {
       dir, architecture: architecture.displayName, layout, settings: settings && withoutRaw(settings),
-      linears: 0, tensors: checkpoint.tensors.size, problems, problemCount: 0, comparison: null,
+      linears: 0, tensors: checkpoint.tensors.size, problems, problemCount: 0, comparison: null, unknownTensors: [],
     };
     const finish = () => Object.assign(result, { problemCount });
     if (!settings) {
@@ -57,8 +67,9 @@ export async function verifyCheckpoint(dir: string, options: { against?: string 
     const prefixes = architecture.languagePrefixes(layout);
     const linears = Array.from({ length: config.text.numLayers }, (_, l) => layerLinears(config.text, prefixes, l)).flat();
     result.linears = linears.length;
-    checkTensorSet(checkpoint, expectedTensors(architecture, config, layout), linears, settings, report);
-    const fake = options.against ? await Model.load(options.against) : null;
+    const keep = options.unknownTensors === 'keep';
+    result.unknownTensors = checkTensorSet(checkpoint, expectedTensors(architecture, config, layout), linears, settings, report, keep);
+    const fake = options.against ? await Model.load(options.against, { unknownTensors: options.unknownTensors ?? 'error' }) : null;
     try {
       let compared = 0, mismatched = 0;
       for (const linear of linears) {
@@ -103,7 +114,8 @@ function checkTensorSet(
   linears: LinearSpec[],
   settings: GptqSettings,
   report: (p: string) => void,
-): void {
+  keepUnknown: boolean,
+): string[] {
   const byWeight = new Map(linears.map((l) => [`${l.prefix}.weight`, l]));
   const want = new Map<string, { dtype: string[]; shape: number[]; optional?: boolean }>();
   for (const t of expected) {
@@ -127,9 +139,13 @@ function checkTensorSet(
     if (!w.dtype.includes(found.dtype)) report(`${name} (${found.file}): expected ${w.dtype.join(' or ')}, found ${found.dtype}`);
     if (found.shape.join() !== w.shape.join()) report(`${name} (${found.file}): expected [${w.shape.join(', ')}], found [${found.shape.join(', ')}]`);
   }
+  const unknown: string[] = [];
   for (const name of checkpoint.tensors.keys()) {
-    if (!want.has(name)) report(`unexpected tensor ${name} (${checkpoint.tensors.get(name)!.file})${byWeight.has(name) ? ': a quantized linear keeps no .weight' : ''}`);
+    if (want.has(name)) continue;
+    if (keepUnknown && !byWeight.has(name)) unknown.push(name);
+    else report(`unexpected tensor ${name} (${checkpoint.tensors.get(name)!.file})${byWeight.has(name) ? ': a quantized linear keeps no .weight' : ''}`);
   }
+  return unknown;
 }
 
 async function unpackLinear(checkpoint: Checkpoint, linear: LinearSpec, s: GptqSettings, report: (p: string) => void): Promise<GptqUnpackedLinear | null> {

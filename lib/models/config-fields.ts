@@ -22,17 +22,28 @@ export class ConfigReader {
     return this.object[key];
   }
 
-  integer(key: string, fallback?: number, min = 1): number {
+  integer(key: string, fallback?: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
     const value = this.object[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-      throw this.error(key, `an integer ≥ ${min}${fallback === undefined ? ' (required)' : ''}`, value);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer in [${min}, ${max}]`;
+      throw this.error(key, `${range}${fallback === undefined ? ' (required)' : ''}`, value);
     }
     return value;
   }
 
   number(key: string, fallback?: number): number {
     const value = this.object[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw this.error(key, 'a number', value);
+    // JSON.parse reads 1e999 as Infinity: a finite number is asked for, not just a number.
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw this.error(key, 'a finite number', value);
+    return value;
+  }
+
+  /** A finite number > 0 (an epsilon, a RoPE base, a ratio), as the float32 the native side computes with. */
+  positive(key: string, fallback?: number): number {
+    const value = this.object[key] ?? fallback;
+    if (typeof value !== 'number' || !(Math.fround(value) > 0) || !Number.isFinite(Math.fround(value))) {
+      throw this.error(key, 'a finite number > 0 (within float32 range)', value);
+    }
     return value;
   }
 

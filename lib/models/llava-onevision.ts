@@ -10,8 +10,7 @@ function parseVision(vision: ConfigReader): SiglipVisionConfig {
   const numHeads = vision.integer('num_attention_heads', 16);
   if (width % numHeads !== 0) throw vision.error('num_attention_heads', `a divisor of hidden_size (${width})`, numHeads);
   const patchSize = vision.integer('patch_size', 14);
-  const imageSize = vision.integer('image_size', 384);
-  if (imageSize < patchSize) throw vision.error('image_size', `at least patch_size (${patchSize})`, imageSize);
+  const imageSize = vision.integer('image_size', 384, patchSize, 65536);
   return {
     kind: 'siglip',
     depth: vision.integer('num_hidden_layers', 26),
@@ -21,7 +20,7 @@ function parseVision(vision: ConfigReader): SiglipVisionConfig {
     patchSize,
     imageSize,
     inChannels: vision.integer('num_channels', 3),
-    layerNormEps: vision.number('layer_norm_eps', 1e-6),
+    layerNormEps: vision.positive('layer_norm_eps', 1e-6),
   };
 }
 

@@ -29,6 +29,24 @@ export function qwenText(raw: Json, file: string): { top: ConfigReader; text: Te
   return { top, text, tokens: tokenIds(top, QWEN_TOKEN_FIELDS) };
 }
 
+/** The ViT's head count: it divides the width, and each head splits in four for the 2-D rotary embedding. */
+export function qwenVisionHeads(vision: ConfigReader, width: number, widthKey: string): number {
+  const numHeads = vision.integer('num_heads', 16);
+  if (width % numHeads !== 0) throw vision.error('num_heads', `a divisor of ${widthKey} (${width})`, numHeads);
+  const headDim = width / numHeads;
+  if (headDim % 4 !== 0) throw vision.error('num_heads', `a head count that makes ${widthKey} / num_heads a multiple of 4 (the 2-D rotary embedding), not ${headDim}`, numHeads);
+  return numHeads;
+}
+
+/** Patch and merge sizes, within what the native tower handles. */
+export function qwenPatchGeometry(vision: ConfigReader) {
+  return {
+    patchSize: vision.integer('patch_size', 14),
+    temporalPatchSize: vision.integer('temporal_patch_size', 2, 1, 64),
+    spatialMergeSize: vision.integer('spatial_merge_size', 2, 1, 64),
+  };
+}
+
 export function qwenMergerTensors(prefix: string, v: QwenVisionConfig, norm: 'layer' | 'rms'): ExpectedTensor[] {
   const merged = v.width * v.spatialMergeSize ** 2;
   return [

@@ -1,17 +1,19 @@
 // Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration): Qwen2-VL's language model with a ViT of
 // RMSNorm blocks, SiLU-gated MLPs with biases and window attention (docs/formats.md §3.6).
 import type { ConfigReader } from './config-fields.js';
-import { qwenArchitecture, qwenAttention, qwenMergerTensors, qwenPatchEmbed, qwenVisionPrefix } from './qwen-vl-shared.js';
+import { qwenArchitecture, qwenAttention, qwenMergerTensors, qwenPatchEmbed, qwenPatchGeometry, qwenVisionHeads, qwenVisionPrefix } from './qwen-vl-shared.js';
 import type { ExpectedTensor, ModelConfig, QwenVisionConfig, TensorLayout } from './types.js';
 
 function parseVision(vision: ConfigReader, llmHidden: number): QwenVisionConfig {
   const width = vision.integer('hidden_size', 1280);
-  const numHeads = vision.integer('num_heads', 16);
-  if (width % numHeads !== 0) throw vision.error('num_heads', `a divisor of hidden_size (${width})`, numHeads);
+  const numHeads = qwenVisionHeads(vision, width, 'hidden_size');
   const depth = vision.integer('depth', 32);
   const fullatt = vision.integers('fullatt_block_indexes', [7, 15, 23, 31]);
   const outside = fullatt.find((j) => j >= depth);
   if (outside !== undefined) throw vision.error('fullatt_block_indexes', `block indexes below depth (${depth})`, fullatt);
+  const geometry = qwenPatchGeometry(vision);
+  // A window holds whole merged patches.
+  const windowSize = vision.integer('window_size', 112, geometry.spatialMergeSize * geometry.patchSize);
   return {
     kind: 'qwen2_5_vl',
     depth,
@@ -19,11 +21,9 @@ function parseVision(vision: ConfigReader, llmHidden: number): QwenVisionConfig 
     numHeads,
     intermediateSize: vision.integer('intermediate_size', 3420),
     outHiddenSize: vision.integer('out_hidden_size', llmHidden),
-    patchSize: vision.integer('patch_size', 14),
-    temporalPatchSize: vision.integer('temporal_patch_size', 2),
-    spatialMergeSize: vision.integer('spatial_merge_size', 2),
+    ...geometry,
     inChannels: vision.integer('in_channels', vision.integer('in_chans', 3)),
-    windowSize: vision.integer('window_size', 112),
+    windowSize,
     fullattBlockIndexes: fullatt,
   };
 }

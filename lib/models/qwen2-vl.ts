@@ -1,25 +1,25 @@
 // Qwen2-VL (Qwen2VLForConditionalGeneration): a Qwen2 language model with M-RoPE and a ViT of
 // LayerNorm blocks, quick-GELU MLPs and a 2×2 patch merger (docs/formats.md §3).
 import type { ConfigReader } from './config-fields.js';
-import { qwenArchitecture, qwenAttention, qwenMergerTensors, qwenPatchEmbed, qwenVisionPrefix } from './qwen-vl-shared.js';
+import { qwenArchitecture, qwenAttention, qwenMergerTensors, qwenPatchEmbed, qwenPatchGeometry, qwenVisionHeads, qwenVisionPrefix } from './qwen-vl-shared.js';
 import type { ExpectedTensor, ModelConfig, QwenVisionConfig, TensorLayout } from './types.js';
 
 function parseVision(vision: ConfigReader, llmHidden: number): QwenVisionConfig {
   // Hub configs are sparse: the class defaults fill the rest (formats.md §3.1).
   const width = vision.integer('embed_dim', 1280);
-  const numHeads = vision.integer('num_heads', 16);
-  if (width % numHeads !== 0) throw vision.error('num_heads', `a divisor of embed_dim (${width})`, numHeads);
+  const numHeads = qwenVisionHeads(vision, width, 'embed_dim');
+  // The MLP width is embed_dim · mlp_ratio, which must come out a whole number of units.
+  const mlpRatio = vision.positive('mlp_ratio', 4);
+  if (!Number.isSafeInteger(width * mlpRatio)) throw vision.error('mlp_ratio', `a ratio that makes embed_dim (${width}) · mlp_ratio an integer`, mlpRatio);
   return {
     kind: 'qwen2_vl',
     depth: vision.integer('depth', 32),
     width,
     numHeads,
-    intermediateSize: width * vision.number('mlp_ratio', 4),
+    intermediateSize: width * mlpRatio,
     // In Qwen2-VL `vision_config.hidden_size` is the merger's output, i.e. the LLM width.
     outHiddenSize: vision.integer('hidden_size', llmHidden),
-    patchSize: vision.integer('patch_size', 14),
-    temporalPatchSize: vision.integer('temporal_patch_size', 2),
-    spatialMergeSize: vision.integer('spatial_merge_size', 2),
+    ...qwenPatchGeometry(vision),
     inChannels: vision.integer('in_chans', vision.integer('in_channels', 3)),
   };
 }

@@ -14,7 +14,11 @@ export function architectureOf(raw: Record<string, unknown>, file: string): Arch
   for (const arch of ARCHITECTURES) if (classes.some((c) => arch.configClasses.includes(c as string))) return arch;
   for (const arch of ARCHITECTURES) if (arch.modelTypes.includes(raw.model_type as string)) return arch;
   const supported = ARCHITECTURES.map((a) => `${a.configClasses[0]} (model_type ${a.modelTypes[0]})`).join(', ');
-  throw new VlmqError('ERR_VLMQ_UNSUPPORTED_MODEL', `${file}: unsupported architecture ${describeValue(classes[0] ?? raw.model_type)}; vlmq supports ${supported}`);
+  const named = classes[0] ?? raw.model_type;
+  if (named === undefined || named === null) {
+    throw new VlmqError('ERR_VLMQ_UNSUPPORTED_MODEL', `${file}: names no architecture (neither \`architectures\` nor \`model_type\` is set); vlmq supports ${supported}`);
+  }
+  throw new VlmqError('ERR_VLMQ_UNSUPPORTED_MODEL', `${file}: unsupported architecture ${describeValue(named)}; vlmq supports ${supported}`);
 }
 
 /** Every tensor a checkpoint of this architecture, config and layout holds. */

@@ -67,7 +67,7 @@ export const DEFAULT_LINEAR_OPTIONS: Readonly<NativeLinearOptions> = Object.free
 const CONTROL_KEYS = ['signal', 'onProgress'] as const;
 
 function integer(value: unknown, name: string, accept: (n: number) => boolean, expected: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || !accept(value)) throw invalidParameterError(name, expected, value);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || !accept(value)) throw invalidParameterError(name, expected, value);
   return value;
 }
 
@@ -75,6 +75,24 @@ function number(value: unknown, name: string, accept: (n: number) => boolean, ex
   if (typeof value !== 'number' || !Number.isFinite(value) || !accept(value)) throw invalidParameterError(name, expected, value);
   return value;
 }
+
+/**
+ * An option the native side keeps as a float32 (alpha, mseNorm, mseMaxShrink): checked as the
+ * float32 it becomes, so 1e308 (→ Infinity) or 1e-50 (→ 0) fails here, naming the option.
+ */
+function float32(value: unknown, name: string, accept: (n: number) => boolean, expected: string): number {
+  number(value, name, accept, expected);
+  const single = Math.fround(value as number);
+  if (!Number.isFinite(single) || !accept(single)) {
+    throw invalidParameterError(name, `${expected} as a float32 (|x| ≤ 3.4e38, and not so small that it rounds to 0)`, value);
+  }
+  return value as number;
+}
+
+/** Candidates the MSE range search may try; more cannot change the result measurably, and the native count is a 32-bit int. */
+export const MAX_MSE_GRID = 10_000;
+/** Damping values a layer may try before falling back to RTN: (maxPercdamp − percdamp) / dampIncrement + 1. */
+export const MAX_DAMPING_STEPS = 1_000;
 
 function boolean(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw invalidParameterError(name, 'a boolean', value);
@@ -97,10 +115,14 @@ export function resolveLinearOptions(options: QuantizeLinearOptions = {}): Nativ
   number(o.percdamp, 'percdamp', (p) => p >= 0, 'a number ≥ 0');
   number(o.dampIncrement, 'dampIncrement', (p) => p > 0, 'a number > 0');
   number(o.maxPercdamp, 'maxPercdamp', (p) => p >= o.percdamp, `a number ≥ percdamp (${o.percdamp})`);
-  number(o.mseNorm, 'mseNorm', (p) => p > 0, 'a number > 0');
-  integer(o.mseGrid, 'mseGrid', (g) => g >= 1, 'a positive integer');
-  number(o.mseMaxShrink, 'mseMaxShrink', (s) => s > 0 && s <= 1, 'a number in (0, 1]');
-  number(o.alpha, 'alpha', () => true, 'a finite number');
+  const steps = (o.maxPercdamp - o.percdamp) / o.dampIncrement;
+  if (!(steps < MAX_DAMPING_STEPS)) {
+    throw invalidParameterError('dampIncrement', `a step that reaches maxPercdamp (${o.maxPercdamp}) from percdamp (${o.percdamp}) in at most ${MAX_DAMPING_STEPS} steps`, o.dampIncrement);
+  }
+  float32(o.mseNorm, 'mseNorm', (p) => p > 0, 'a number > 0');
+  integer(o.mseGrid, 'mseGrid', (g) => g >= 1 && g <= MAX_MSE_GRID, `an integer in [1, ${MAX_MSE_GRID}]`);
+  float32(o.mseMaxShrink, 'mseMaxShrink', (s) => s > 0 && s <= 1, 'a number in (0, 1]');
+  float32(o.alpha, 'alpha', () => true, 'a finite number');
   for (const key of ['sym', 'actOrder', 'staticGroups', 'mse', 'fp32Scales'] as const) boolean(o[key], key);
   if (o.gptaqVariant !== 'reference' && o.gptaqVariant !== 'derivation') {
     throw invalidParameterError('gptaqVariant', "'reference' or 'derivation'", o.gptaqVariant);

@@ -57,8 +57,12 @@ export async function quantizeLinear(
   if ((weight as Tensor).shape.length !== 2) throw invalidParameterError('weight.shape', 'a 2-D shape [out, in]', (weight as Tensor).shape);
   const n = matrix.cols;
   const stats = nativeStatistics(statistics, n, resolved.method);
-  const progress = orderedProgress(options.onProgress);
-  const job = () => runNative(callSite, options.signal, (cancel) =>
+  // A listener that throws stops the native work through the cancel flag, and the call rejects
+  // with the listener's error (an exception inside a native progress call would be lost).
+  const failed = new AbortController();
+  const progress = orderedProgress(options.onProgress, (error) => failed.abort(error));
+  const signal = options.onProgress ? anySignal(options.signal, failed.signal) : options.signal;
+  const job = () => runNative(callSite, signal, (cancel) =>
     binding().quantizeLinear(matrix, stats, resolved, cancel, progress.report));
   const raw = statistics instanceof HessianAccumulator ? await statistics.chain(job) : await enqueue(job);
   progress.finish(n);
@@ -68,16 +72,23 @@ export async function quantizeLinear(
 /**
  * Native progress reports arrive asynchronously and may be dropped; this keeps the listener's
  * view simple: increasing `done`, nothing after the promise settles, and always a final
- * (total, total) just before it resolves.
+ * (total, total) just before it resolves. The first error the listener throws goes to
+ * `onError`, silences it, and is thrown again by finish() should the work end anyway.
  */
-function orderedProgress(listener: ((done: number, total: number) => void) | undefined) {
+function orderedProgress(listener: ((done: number, total: number) => void) | undefined, onError: (error: unknown) => void) {
   let last = -1;
   let finished = false;
+  let failure: { error: unknown } | null = null;
   const report = listener
     ? (done: number, total: number) => {
-      if (finished || done <= last) return;
+      if (finished || failure || done <= last) return;
       last = done;
-      listener(done, total);
+      try {
+        listener(done, total);
+      } catch (error) {
+        failure = { error };
+        onError(error);
+      }
     }
     : null;
   return {
@@ -85,8 +96,13 @@ function orderedProgress(listener: ((done: number, total: number) => void) | und
     finish(total: number) {
       if (report && last < total) report(total, total);
       finished = true;
+      if (failure) throw failure.error;
     },
   };
+}
+
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  return a ? AbortSignal.any([a, b]) : b;
 }
 
 function nativeStatistics(statistics: unknown, n: number, method: QuantMethod): NativeStatistics {

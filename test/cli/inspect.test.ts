@@ -1,11 +1,14 @@
 // vlmq inspect: original models of every architecture (both layouts, sharded or not), a GPTQ and a
 // fake-quant export, each described with the right architecture, dimensions and parameter counts —
 // the expected numbers computed here from the fixture's config and tensor shapes, not by inspect's
-// code — and the quantization block only for GPTQ; a missing or malformed DIR exits 2.
+// code — and the quantization block only for GPTQ; a missing or malformed DIR exits 2, and so does
+// a checkpoint quantize would refuse (a wrong dtype or shape, a missing, renamed or extra tensor, a
+// config that disagrees with the tensors), after describing it and listing every problem.
 import t, { type Test } from 'tap';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel, quantize, readSafetensorsHeader } from '../../lib/index.js';
+import { loadSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
 import { humanCount, inspectCommand } from '../../lib/cli/inspect.js';
 import { Output, formatBytes } from '../../lib/cli/output.js';
 import { byteSize } from '../../lib/tensor.js';
@@ -13,6 +16,8 @@ import { corruptCheckpoint, writeTinyCheckpoint, type TinyCheckpoint, type TinyC
 import { type CliRun, jsonLines, jsonResult, repoRoot, runCli } from '../helpers/cli.js';
 
 type Json = any;
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const dir = t.testdir({});
 const version = (JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -197,7 +202,7 @@ async function runInProcess(argv: string[]): Promise<unknown> {
   }
 }
 
-t.test('a missing or malformed DIR: exit 2 naming the file; an incomplete one is still described', async (t) => {
+t.test('a missing, malformed or looped DIR: exit 2 naming the file; an incomplete one is a problem', async (t) => {
   const missing = await runCli(['inspect', join(dir, 'nowhere')]);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /^vlmq: .*nowhere: no such directory \(given as DIR\)$/m);
@@ -211,7 +216,150 @@ t.test('a missing or malformed DIR: exit 2 naming the file; an incomplete one is
   await corruptCheckpoint(unknown.dir, 'unknown-architecture');
   t.match(await runInProcess([unknown.dir]), { name: 'UsageError', message: /config\.json: unsupported architecture "MllamaForConditionalGeneration"/ });
   const incomplete = await writeTinyCheckpoint(join(dir, 'incomplete'), { architecture: 'qwen2_vl', extraFiles: false });
-  await corruptCheckpoint(incomplete.dir, 'missing-tensor');
-  t.equal(await runInProcess([incomplete.dir]), null, 'inspect does not require the tensor set to be complete');
+  const removed = await corruptCheckpoint(incomplete.dir, 'missing-tensor');
+  t.match(await runInProcess([incomplete.dir]), { name: 'UsageError', message: /1 problem that `vlmq quantize` would refuse/ }, 'an incomplete tensor set is a problem, as quantize says');
   t.match(await runInProcess([]), { name: 'UsageError', message: 'missing argument DIR' });
+  const looped = join(dir, 'looped');
+  await symlink(`${looped}-2`, looped);
+  await symlink(looped, `${looped}-2`);
+  const loop = await runCli(['inspect', looped]);
+  t.equal(loop.code, 2);
+  t.match(loop.stderr, new RegExp(`^vlmq: ${esc(looped)}: too many levels of symbolic links \\(a link loop\\?\\) \\(given as DIR\\)$`, 'm'));
+  t.ok(removed.tensor, 'fixture: a tensor was removed');
+});
+
+// --- the checks quantize makes ---------------------------------------------------------------------
+
+interface Broken {
+  title: string;
+  /** Breaks the checkpoint; returns the problem lines inspect (and loadModel) must print, and how many problems in all. */
+  apply(ck: TinyCheckpoint): Promise<{ lines: RegExp[]; count: number; tensors: string[] }>;
+}
+
+/** Renames one tensor of a single-file checkpoint, bytes unchanged (the test's own rewrite). */
+async function renameTensor(ck: TinyCheckpoint, from: string, to: string): Promise<void> {
+  const path = join(ck.dir, 'model.safetensors');
+  const { tensors } = await loadSafetensors(path);
+  await writeSafetensors(path, [...tensors].map(([name, x]) => ({ name: name === from ? to : name, dtype: x.dtype, shape: [...x.shape], data: x.data as ArrayBufferView })));
+}
+
+/** Sets a text field of a flat Qwen config.json. */
+async function setTextField(ck: TinyCheckpoint, field: string, value: number): Promise<void> {
+  const config = JSON.parse(await readFile(join(ck.dir, 'config.json'), 'utf8')) as Json;
+  config[field] = value;
+  await writeFile(join(ck.dir, 'config.json'), JSON.stringify(config));
+}
+
+const BROKEN: Broken[] = [
+  {
+    title: 'an I32 q_proj',
+    async apply(ck) {
+      const tensor = `${ck.prefixes.text}layers.0.self_attn.q_proj.weight`;
+      const c = await corruptCheckpoint(ck.dir, 'bad-dtype', { tensor, dtype: 'I32' });
+      return { lines: [new RegExp(`^  - ${esc(tensor)} \\(${esc(c.file)}\\): expected BF16, F16 or F32, found I32$`)], count: 1, tensors: [tensor] };
+    },
+  },
+  {
+    title: 'a transposed down_proj',
+    async apply(ck) {
+      const c = await corruptCheckpoint(ck.dir, 'wrong-shape');
+      return { lines: [new RegExp(`^  - ${esc(c.tensor!)} \\(${esc(c.file)}\\): expected \\[64, 128\\], found \\[128, 64\\]`)], count: 1, tensors: [c.tensor!] };
+    },
+  },
+  {
+    title: 'a missing model.norm.weight',
+    async apply(ck) {
+      const tensor = `${ck.prefixes.text}norm.weight`;
+      await corruptCheckpoint(ck.dir, 'missing-tensor', { tensor });
+      return { lines: [new RegExp(`^  - 1 tensor\\(s\\) the config implies are missing: ${esc(tensor)} \\[64\\]$`)], count: 1, tensors: [tensor] };
+    },
+  },
+  {
+    title: 'a renamed embedding',
+    async apply(ck) {
+      const from = `${ck.prefixes.text}embed_tokens.weight`, to = `${ck.prefixes.text}embed.weight`;
+      await renameTensor(ck, from, to);
+      return {
+        lines: [
+          new RegExp(`^  - 1 tensor\\(s\\) the config implies are missing: ${esc(from)} \\[256, 64\\]$`),
+          new RegExp(`^  - 1 tensor\\(s\\) in model\\.safetensors that the architecture and config\\.json do not account for: ${esc(to)} `),
+        ],
+        count: 2,
+        tensors: [from, to],
+      };
+    },
+  },
+  {
+    title: 'num_hidden_layers 3 on a 2-layer checkpoint',
+    async apply(ck) {
+      await setTextField(ck, 'num_hidden_layers', 3);
+      const layer2 = [...ck.tensors.keys()].filter((name) => name.startsWith(`${ck.prefixes.text}layers.1.`)).map((name) => name.replace('.layers.1.', '.layers.2.'));
+      return { lines: [new RegExp(`^  - ${layer2.length} tensor\\(s\\) the config implies are missing: ${esc(ck.prefixes.text)}layers\\.2\\.`)], count: 1, tensors: layer2 };
+    },
+  },
+  {
+    title: 'num_hidden_layers 1 on a 2-layer checkpoint',
+    async apply(ck) {
+      await setTextField(ck, 'num_hidden_layers', 1);
+      const layer1 = [...ck.tensors.keys()].filter((name) => name.startsWith(`${ck.prefixes.text}layers.1.`));
+      return { lines: [new RegExp(`^  - ${layer1.length} tensor\\(s\\) in model\\.safetensors that the architecture and config\\.json do not account for: .*num_hidden_layers is 1`)], count: 1, tensors: layer1 };
+    },
+  },
+  {
+    title: 'a vocab_size the embedding does not have',
+    async apply(ck) {
+      await setTextField(ck, 'vocab_size', 512);
+      const tensor = `${ck.prefixes.text}embed_tokens.weight`;
+      return { lines: [new RegExp(`^  - ${esc(tensor)} \\(model\\.safetensors\\): expected \\[512, 64\\], found \\[256, 64\\]`)], count: 1, tensors: [tensor] };
+    },
+  },
+  {
+    title: 'an intermediate_size the MLPs do not have',
+    async apply(ck) {
+      await setTextField(ck, 'intermediate_size', 256);
+      const mlp = [...ck.tensors.keys()].filter((name) => /\.mlp\.(gate|up|down)_proj\.weight$/.test(name) && name.startsWith(ck.prefixes.text));
+      return { lines: mlp.map((name) => new RegExp(`^  - ${esc(name)} \\(model\\.safetensors\\): expected \\[(256, 64|64, 256)\\], found`)), count: mlp.length, tensors: mlp };
+    },
+  },
+];
+
+for (const broken of BROKEN) {
+  t.test(`${broken.title}: inspect describes the checkpoint, lists the problem quantize refuses it for, and exits 2 (also with --json)`, async (t) => {
+    const ck = await writeTinyCheckpoint(join(dir, broken.title.replace(/\W+/g, '-')), { architecture: 'qwen2_vl', nestedTextConfig: 'flat', extraFiles: false });
+    t.equal(ck.tensors.has(ck.prefixes.lmHead), false, 'fixture: tied embeddings, no lm_head');
+    const { lines, count, tensors } = await broken.apply(ck);
+    const [human, json] = await Promise.all([runCli(['inspect', ck.dir]), runCli(['inspect', ck.dir, '--json'])]);
+    t.equal(human.code, 2, 'exit 2');
+    t.equal(field(human.stdout, 'architecture'), 'Qwen2-VL', 'what can be described is');
+    t.equal(field(human.stdout, 'problems'), `${count} (listed below)`);
+    const printed = human.stdout.split('\n');
+    for (const line of lines) t.ok(printed.some((l) => line.test(l)), `a problem line matches ${line}`);
+    t.equal(printed.filter((l) => l.startsWith('  - ')).length, count, `${count} problem line(s)`);
+    t.match(human.stderr, new RegExp(`^vlmq: ${esc(ck.dir)}: ${count} problems? that \`vlmq quantize\` would refuse \\(listed above\\)$`, 'm'));
+
+    t.equal(json.code, 2);
+    const [result, error] = jsonLines(json.stdout).slice(-2) as Json[];
+    t.match(result, { type: 'result', command: 'inspect', architecture: 'Qwen2-VL' });
+    t.equal(result.problems.length, count, 'the problems are in the result object');
+    t.strictSame(result.problems.flatMap((p: Json) => p.tensors).sort(), [...tensors].sort(), 'naming every tensor concerned');
+    t.match(error, { type: 'error', exitCode: 2, code: 'ERR_VLMQ_USAGE' });
+
+    const refused = await loadModel(ck.dir).then(() => null, (e: Error) => e);
+    t.ok(refused, 'loadModel (quantize) refuses it too');
+    for (const line of lines) t.match(refused?.message ?? '', new RegExp(line.source.replace(/^\^ {2}- /, '').replace(/\$$/, '')), 'with the same words');
+  });
+}
+
+t.test('--keep-unknown-tensors lists tensors the config does not account for without counting them as a problem', async (t) => {
+  const ck = await writeTinyCheckpoint(join(dir, 'keep-unknown'), { architecture: 'qwen2_vl', nestedTextConfig: 'flat', extraFiles: false });
+  await setTextField(ck, 'num_hidden_layers', 1);
+  const layer1 = [...ck.tensors.keys()].filter((name) => name.startsWith(`${ck.prefixes.text}layers.1.`));
+  const [human, json] = await Promise.all([runCli(['inspect', ck.dir, '--keep-unknown-tensors']), runCli(['inspect', ck.dir, '--keep-unknown-tensors', '--json'])]);
+  t.equal(human.code, 0, human.stderr);
+  t.match(field(human.stdout, 'unknown tensors'), new RegExp(`^${layer1.length} \\(`));
+  t.equal(field(human.stdout, 'problems'), 'none');
+  t.equal(json.code, 0);
+  const result = jsonResult(json.stdout) as Json;
+  t.strictSame([...result.unknownTensors].sort(), layer1.sort());
+  t.strictSame(result.problems, []);
 });
