@@ -12,6 +12,8 @@ export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from './tensor.js
 export { VlmqError } from './errors.js';
 export { nativeInfo, setThreads } from './native/info.js';
 export { Model, loadModel } from './models/model.js';
+export type { LoadModelOptions } from './models/model.js';
+export type { TensorProblem, UnknownTensorPolicy } from './models/checks.js';
 export { ARCHITECTURES } from './models/registry.js';
 export type { Architecture, ArchitectureId, LinearSpec, ModelConfig, TensorLayout } from './models/types.js';
 export { Checkpoint } from './io/checkpoint.js';
@@ -30,7 +32,7 @@ export type { SyntheticOptions } from './data/synthetic.js';
 export { exportModel } from './io/export.js';
 export type { ExportFormat, ExportOptions, ExportReport, QuantizationSettings, QuantizedLinearData, QuantizedSource } from './io/export.js';
 export { verifyCheckpoint } from './io/verify.js';
-export type { VerifyReport } from './io/verify.js';
+export type { VerifyOptions, VerifyReport } from './io/verify.js';
 export { gptqCompatibility } from './io/compat.js';
 export { Calibration, DEFAULT_MAX_TOKENS, buildCalibrationBundle, calibrationShortfall } from './data/calibration.js';
 export type { CalibrationBuildOptions, CalibrationReport } from './data/calibration.js';

@@ -55,6 +55,7 @@ const FLAGS: FlagTable = {
   seed: { type: 'string', value: 'S', description: 'seed of the choice of records', default: '0', group: 'Calibration' },
   'max-image-pixels': { type: 'string', value: 'N|none', description: "largest image, in pixels, read from its header before decoding; larger ones are refused (PIL's decompression-bomb guard). 'none' lifts the limit for trusted images", default: String(MAX_IMAGE_PIXELS), group: 'Calibration' },
   out: { type: 'string', value: 'DIR', description: 'directory to write; it is assembled under a temporary name beside DIR and renamed into place only when complete', group: 'Files' },
+  'keep-unknown-tensors': { type: 'boolean', description: 'copy tensors the architecture does not account for (a config that declares fewer layers than the files hold, extra heads…) unquantized into the output, and list them; without it they are an error', group: 'Files' },
   overwrite: { type: 'boolean', description: 'replace --out when it exists and is not empty (the old directory is removed only after the new one is in place)', group: 'Files' },
   method: { type: 'string', value: MODEL_METHODS.join('|'), description: 'rtn: round to nearest, data-free; gptq; gptaq: gptq with the asymmetric term; vlmq: importance-weighted statistics on a gptq or gptaq base', default: 'vlmq with --calib, rtn without', group: 'Quantizer' },
   ...QUANTIZER,
@@ -111,6 +112,7 @@ interface Arguments {
   images: string | undefined;
   calibration: { samples?: number; maxTokens?: number; seed?: number; maxImagePixels?: number | null };
   overwrite: boolean;
+  keepUnknownTensors: boolean;
   /** The library's options (workDir, resume), checked and resolved. */
   options: QuantizeModelOptions;
   resolved: ResolvedQuantizeOptions;
@@ -129,7 +131,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   await checkOutputDirectory(args);
   if (calibrated(args)) await checkWorkDirectory(args);
 
-  const model = await loadModel(args.modelDir).catch((error: unknown) => {
+  const model = await loadModel(args.modelDir, { unknownTensors: args.keepUnknownTensors ? 'keep' : 'error' }).catch((error: unknown) => {
     throw asInputError(error);
   });
   let calibration: CalibrationBundle | Calibration | null = null;
@@ -140,6 +142,8 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     if (args.fakeQuantDtype !== undefined && format !== 'fake-quant') out.warn(`--fake-quant-dtype has no effect with --format ${format}`);
     const linears = model.linears().length;
     out.log(`${model.dir}: ${describeModel(model, linears)}`);
+    const unknown = model.unknownTensors;
+    if (unknown.length > 0) out.warn(`${unknown.length} tensor(s) the architecture does not account for are copied unquantized: ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''} (verify the output with --keep-unknown-tensors)`);
     announceLoaders(out, model, format, settings);
     const loadSeconds = (performance.now() - started) / 1000;
     if (calibrated(args)) calibration = await openCalibration(args);
@@ -162,7 +166,10 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     };
     if (args.format !== undefined) saveOptions.format = args.format;
     if (args.fakeQuantDtype !== undefined) saveOptions.fakeQuantDtype = args.fakeQuantDtype;
-    const report = await quantization.save(args.outDir, saveOptions);
+    // A broken tensor met while writing (NaN in a weight the export reads) is the input's fault: exit 2.
+    const report = await quantization.save(args.outDir, saveOptions).catch((error: unknown) => {
+      throw asInputError(error);
+    });
     progress.finish();
     for (const stale of report.removedStale) out.log(`removed ${stale.path}, left by process ${stale.pid} (no longer running) from an export that did not finish`);
     const keptWork = quantization.workDir !== null && args.keepWork ? quantization.workDir : null;
@@ -316,7 +323,7 @@ function parseArguments(argv: readonly string[], out: Output): Arguments {
     seed: optionalInteger('--seed', stringFlag(NAME, values, 'seed'), 0),
     ...imageLimit(stringFlag(NAME, values, 'max-image-pixels')),
   };
-  return { modelDir, outDir, calib, images: stringFlag(NAME, values, 'images'), calibration, overwrite: values.overwrite === true, options, resolved, workDir, keepWork: values['keep-work'] === true, format, fakeQuantDtype, maxShardBytes };
+  return { modelDir, outDir, calib, images: stringFlag(NAME, values, 'images'), calibration, overwrite: values.overwrite === true, keepUnknownTensors: values['keep-unknown-tensors'] === true, options, resolved, workDir, keepWork: values['keep-work'] === true, format, fakeQuantDtype, maxShardBytes };
 }
 
 /** --max-image-pixels: an integer ≥ 1, or 'none'. */

@@ -174,7 +174,7 @@ export async function buildCalibrationBundle(model: Model, records: readonly Cal
   if (planned.length === 0) throw new VlmqError('ERR_VLMQ_BAD_FILE', `no calibration sample fits in ${maxTokens} tokens (${report.dropped.length} dropped: ${report.dropped[0]?.reason ?? 'no records'})`);
 
   const tower = await VisionTower.load(model);
-  const table = await model.checkpoint.read(`${model.architecture.languagePrefixes(model.layout).embedTokens}.weight`);
+  const table = await model.readTensor(`${model.architecture.languagePrefixes(model.layout).embedTokens}.weight`);
   let done = 0;
   const sample = async ({ record, ids }: (typeof planned)[number]): Promise<BundleSample> => {
     options.signal?.throwIfAborted();

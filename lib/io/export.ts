@@ -185,7 +185,7 @@ function planFakeQuant(model: Model, source: QuantizedSource, dtype: ExportOptio
   const { weights } = quantizedTensorNames(model);
   return [...model.checkpoint.tensors.values()].map((info) => {
     const linear = weights.get(info.name);
-    if (!linear) return plannedTensor(info.name, info.dtype, [...info.shape], async () => (await model.checkpoint.read(info.name)).data);
+    if (!linear) return plannedTensor(info.name, info.dtype, [...info.shape], async () => (await model.readTensor(info.name)).data);
     const target = dtype === 'original' ? info.dtype : dtype!;
     return plannedTensor(info.name, target, [...info.shape], async () => {
       const q = await source.get(linear);
@@ -219,10 +219,10 @@ function plannedTensor(name: string, dtype: DType, shape: number[], data: () => 
 /** Floating tensors become F16 (what GPTQ kernels compute in); others are copied as they are. */
 function copyAsF16(model: Model, name: string, dtype: DType, shape: number[]): PlannedTensor {
   if (dtype !== 'BF16' && dtype !== 'F32' && dtype !== 'F16') {
-    return plannedTensor(name, dtype, shape, async () => (await model.checkpoint.read(name)).data);
+    return plannedTensor(name, dtype, shape, async () => (await model.readTensor(name)).data);
   }
   return plannedTensor(name, 'F16', shape, async () => {
-    const tensor = await model.checkpoint.read(name);
+    const tensor = await model.readTensor(name);
     return tensor.dtype === 'F16' ? tensor.data : encodeFloats(toFloat32(tensor), 'F16', name);
   });
 }

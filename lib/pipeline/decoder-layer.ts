@@ -45,8 +45,8 @@ export class DecoderLayer implements Disposable {
   static async load(model: Model, index: number): Promise<DecoderLayer> {
     const layer = DecoderLayer.empty(decoderDims(model.config.text));
     const prefix = `${model.architecture.languagePrefixes(model.layout).layers}.${index}`;
-    await layer.set('input_layernorm', await model.checkpoint.read(`${prefix}.input_layernorm.weight`));
-    await layer.set('post_attention_layernorm', await model.checkpoint.read(`${prefix}.post_attention_layernorm.weight`));
+    await layer.set('input_layernorm', await model.readTensor(`${prefix}.input_layernorm.weight`));
+    await layer.set('post_attention_layernorm', await model.readTensor(`${prefix}.post_attention_layernorm.weight`));
     for (const linear of model.layerLinears(index)) {
       const { weight, bias } = await model.readLinear(linear);
       await layer.set(linear.module, weight);

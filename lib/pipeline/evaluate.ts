@@ -73,8 +73,8 @@ async function compareLayers(model: Model, run: QuantizedLinears, samples: reado
 /** The logits' errors: final RMSNorm and lm_head (or the tied embeddings) applied to both models' last hidden states. */
 async function outputErrors(model: Model, got: readonly Float32Array[], want: readonly Float32Array[], samples: readonly BundleSample[]): Promise<OutputErrors> {
   const { norm, lmHead, embedTokens } = model.architecture.languagePrefixes(model.layout);
-  const gamma = toFloat32(await model.checkpoint.read(`${norm}.weight`));
-  const head = toFloat32(await model.checkpoint.read(model.checkpoint.has(`${lmHead}.weight`) ? `${lmHead}.weight` : `${embedTokens}.weight`));
+  const gamma = toFloat32(await model.readTensor(`${norm}.weight`));
+  const head = toFloat32(await model.readTensor(model.checkpoint.has(`${lmHead}.weight`) ? `${lmHead}.weight` : `${embedTokens}.weight`));
   const H = gamma.length, V = head.length / H, eps = model.config.text.rmsNormEps;
   const logits = (x: Float32Array, t: number, out: Float64Array) => {
     const h = x.subarray(t * H, (t + 1) * H);

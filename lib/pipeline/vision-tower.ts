@@ -120,11 +120,11 @@ export class VisionTower implements Disposable {
       for (const { name, optional } of expected) {
         if (optional && !model.checkpoint.tensors.has(name)) continue;
         if (name.endsWith('image_newline')) {
-          imageNewline = toFloat32(await model.checkpoint.read(name));
+          imageNewline = toFloat32(await model.readTensor(name));
           continue;
         }
         const local = nativeName(name, towerPrefix, dims);
-        if (local !== null) await tower.set(local, await model.checkpoint.read(name));
+        if (local !== null) await tower.set(local, await model.readTensor(name));
       }
       return new VisionTower(dims, tower.native, imageNewline);
     } catch (error) {

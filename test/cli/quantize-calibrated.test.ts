@@ -104,7 +104,7 @@ t.test('an interrupted run continues with --resume into the files of an uninterr
 
   const again = await runInProcess(argv);
   t.match(again.error, { name: 'UsageError', message: /^--work-dir: .*holds an unfinished run \(1 of 3 layers\)/, hint: 'Add --resume to continue it.' });
-  const other = await runInProcess([...argv, '--bits', '4', '--resume']);
+  const other = await runInProcess([...argv.map((v, i) => (argv[i - 1] === '--bits' ? '4' : v)), '--resume']);
   t.match(other.error, { name: 'UsageError', message: /^--resume: .*another model, calibration set or options/ });
 
   const resumed = await runInProcess([...argv, '--resume']);
