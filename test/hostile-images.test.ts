@@ -7,37 +7,15 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { Calibration, buildCalibrationBundle } from '../lib/data/calibration.js';
 import { MAX_IMAGE_PIXELS, decodeImage, readImageSize } from '../lib/data/image.js';
 import { loadModel } from '../lib/models/model.js';
 import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { bilevelPng } from './fixtures/images.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const dir = t.testdir();
-
-/**
- * A valid 1-bit greyscale PNG of width×height black pixels, built by hand: 16000×16000 is 32 MB of
- * filtered rows that deflate to about 31 KB, and 768 MB once decoded to RGB.
- */
-function bilevelPng(width: number, height: number): Buffer {
-  const chunk = (type: string, body: Buffer) => {
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(body.length);
-    const typed = Buffer.concat([Buffer.from(type, 'latin1'), body]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed) >>> 0);
-    return Buffer.concat([head, typed, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 1; // bit depth 1; colour type 0 (grey), compression 0, filter 0, interlace 0
-  const rows = Buffer.alloc(height * (1 + Math.ceil(width / 8))); // filter byte 0 and zero bits on every row
-  const signature = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
-}
 
 async function timed<T>(promise: Promise<T>): Promise<{ error: (Error & { code?: string }) | null; seconds: number }> {
   const start = performance.now();

@@ -172,7 +172,7 @@ export async function quantize(model: Model, calibration: CalibrationBundle | Ca
       if (bundle !== calibration) await bundle.close();
     }
   } catch (error) {
-    await work.close();
+    await work.closeAfterFailure();
     throw error;
   }
 }

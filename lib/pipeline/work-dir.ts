@@ -59,6 +59,16 @@ export class WorkDir {
     await this.lock.release();
   }
 
+  /**
+   * After a run that failed: keeps what can be resumed, but a directory that holds nothing of the
+   * run yet (only the marker) is discarded, so a refused input leaves no empty folder behind.
+   */
+  async closeAfterFailure(): Promise<void> {
+    const entries = await readdir(this.path).catch(() => [] as string[]);
+    if (entries.every((name) => name === MARKER || name === LOCK)) await this.discard();
+    else await this.close();
+  }
+
   /** Removes what vlmq wrote here, then the directory if vlmq made it and it is left empty. */
   async discard(): Promise<void> {
     const marker = await readMarker(this.path);

@@ -3,6 +3,8 @@
 import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { flagsOf, runVlmq } from '../../lib/cli/app.js';
+import { Output } from '../../lib/cli/output.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const cliEntry = join(repoRoot, 'lib', 'cli', 'main.ts');
@@ -96,4 +98,13 @@ export async function deadProcessId(): Promise<number> {
   const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
   await new Promise((resolvePromise) => child.on('close', resolvePromise));
   return child.pid!;
+}
+
+/** `vlmq ...args` in this process, as main.ts runs it: the exit status and what went to stdout and stderr. */
+export async function runVlmqInProcess(args: readonly string[], signal: AbortSignal = new AbortController().signal): Promise<CliRun> {
+  let stdout = '';
+  let stderr = '';
+  const out = new Output({ write: (text: string) => ((stdout += text), true) }, { write: (text: string) => ((stderr += text), true) }, { json: flagsOf(args.slice(1)).includes('--json'), interactive: false });
+  const code = await runVlmq(args, out, signal);
+  return { code, signal: null, stdout, stderr };
 }
