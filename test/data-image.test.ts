@@ -5,9 +5,9 @@
 import t from 'tap';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { decodeImage, readImageSize, resizeBicubic, roundHalfEven, type RgbImage } from '../lib/data/image.js';
+import { greyPng } from './fixtures/images.js';
 
 const raw = (width: number, height: number, channels: 1 | 2 | 3 | 4, pixel: (x: number, y: number, c: number) => number) => {
   const data = Buffer.alloc(width * height * channels);
@@ -17,26 +17,13 @@ const raw = (width: number, height: number, channels: 1 | 2 | 3 | 4, pixel: (x: 
 
 /** A minimal 16-bit greyscale PNG (colour type 0, depth 16): sharp cannot be asked for one. */
 function grey16Png(width: number, height: number, value: (x: number, y: number) => number): Buffer {
-  const chunk = (type: string, body: Buffer) => {
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(body.length);
-    const typed = Buffer.concat([Buffer.from(type, 'latin1'), body]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed) >>> 0);
-    return Buffer.concat([head, typed, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 16; // bit depth; colour type 0, compression 0, filter 0, interlace 0
   const rows: Buffer[] = [];
   for (let y = 0; y < height; y++) {
     const row = Buffer.alloc(1 + width * 2); // filter byte 0
     for (let x = 0; x < width; x++) row.writeUInt16BE(value(x, y), 1 + x * 2);
     rows.push(row);
   }
-  const signature = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]);
+  return greyPng(width, height, 16, Buffer.concat(rows));
 }
 
 const pixel = (image: RgbImage, x: number, y: number) => Array.from(image.data.subarray((y * image.width + x) * 3, (y * image.width + x) * 3 + 3));
