@@ -106,14 +106,6 @@ export async function regularFileSize(path: string, what = 'file'): Promise<numb
   return info.size;
 }
 
-/** An existing directory, or an error naming `path` and what it is instead. */
-export async function requireDirectory(path: string, what = 'directory'): Promise<void> {
-  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-    throw error.code === 'ENOENT' ? fileError(path, `no such ${what}`, { cause: error }) : fsError(path, error);
-  });
-  if (!info.isDirectory()) throw fileError(path, `is ${describeKind(info)}, not a ${what}`);
-}
-
 /**
  * Where a file will be written (by rename, so it replaces what is there): absent, or a regular
  * file. A directory, device, FIFO or socket is refused before anything is written.
@@ -127,7 +119,7 @@ export async function checkFileDestination(path: string, what = 'output file'): 
 }
 
 /** The real path of `path`, or, when it does not exist yet, of its nearest existing ancestor joined with the rest. */
-export async function realPathOf(path: string): Promise<string> {
+async function realPathOf(path: string): Promise<string> {
   const absolute = resolve(path);
   const real = await realpath(absolute).catch(() => null);
   if (real !== null) return real;
