@@ -159,8 +159,9 @@ t.test('a missing file and a missing images option are errors', async (t) => {
   await t.rejects(readShareGPT4V(json, { images }), { code: 'ERR_VLMQ_BAD_FILE', message: `${json}: no such file` });
   await t.rejects(readCalibrationJsonl(join(dir, 'nope.jsonl')), { code: 'ERR_VLMQ_BAD_FILE', message: /no such file$/ });
   await t.rejects(readShareGPT4V(json, {} as { images: string }), { code: 'ERR_VLMQ_INVALID_ARG', message: /for images but received undefined$/ });
-  await t.rejects(readShareGPT4V(images, { images }), { code: 'ERR_VLMQ_BAD_FILE', message: /cannot be read: EISDIR/ }, 'a directory');
-  await t.rejects(readCalibrationJsonl(images), { code: 'ERR_VLMQ_BAD_FILE', message: /cannot be read: EISDIR/ }, 'a directory (JSONL)');
+  const directory = new RegExp(`^${escape(images)}: is a directory, not a regular calibration file$`);
+  await t.rejects(readShareGPT4V(images, { images }), { code: 'ERR_VLMQ_BAD_FILE', message: directory }, 'a directory');
+  await t.rejects(readCalibrationJsonl(images), { code: 'ERR_VLMQ_BAD_FILE', message: directory }, 'a directory (JSONL)');
 });
 
 t.test('JSONL: one record per line, blank lines skipped, null image, relative paths against the file or the images option', async (t) => {

@@ -203,3 +203,9 @@ t.test('trailing bytes after the last tensor are rejected', async (t) => {
 t.test('trailing bytes after a header without tensors are rejected', async (t) => {
   await expectRejected(t, handBuilt('{}', [0]), /1 trailing byte after the header/);
 });
+
+t.test('a shape or data_offsets nested 100,000 levels deep is rejected naming the tensor, not a stack overflow', async (t) => {
+  const deep = `${'['.repeat(100_000)}0${']'.repeat(100_000)}`;
+  await expectRejected(t, handBuilt(`{"w":{"dtype":"U8","shape":${deep},"data_offsets":[0,0]}}`), /tensor 'w': shape must be an array of non-negative integers, found array of length 1 nested more than 16 levels deep/, 'w');
+  await expectRejected(t, handBuilt(`{"w":{"dtype":"U8","shape":[0],"data_offsets":${deep}}}`), /tensor 'w': data_offsets must be \[begin, end\] of non-negative integers, found array of length 1 nested/, 'w');
+});

@@ -18,12 +18,15 @@
 // Every problem is a VlmqError 'ERR_VLMQ_BAD_FILE' that names the file, the record (index and id,
 // or line number for JSONL) and what was expected. Image files are checked after all records are
 // valid, and all missing ones are reported together (the first few and a count).
+//
+// The file itself must be a regular file (a FIFO would block the read, a device never end; both
+// are refused by kind, lib/io/files.ts) holding UTF-8: a byte that is not UTF-8 is an error naming
+// its line and column, not a U+FFFD that would silently change a prompt.
 
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { type FileHandle, stat } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describeValue, fileError, invalidParameterError, VlmqError } from '../errors.js';
+import { openRegularFile, readRegularFile } from '../io/files.js';
 import { Random } from '../random.js';
 
 /** One image–text pair for calibration. */
@@ -46,6 +49,9 @@ const MISSING_LISTED = 5;
 /** stat() calls in flight at once when checking image files. */
 const STAT_CONCURRENCY = 32;
 
+/** What messages call the JSON or JSONL file ("is a FIFO (named pipe), not a regular calibration file"). */
+const WHAT = 'calibration file';
+
 /**
  * Reads a ShareGPT4V JSON file (an array of `{ id, image, conversations }`, docs/formats.md §5.2).
  * `image` is a path or a list of paths relative to `options.images` (absolute paths are kept), or
@@ -58,13 +64,13 @@ export async function readShareGPT4V(jsonPath: string, options: { images: string
     throw invalidParameterError('images', 'the directory the records\' image paths are relative to', options?.images);
   }
   const imageRoot = resolve(options.images);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(jsonPath, 'utf8');
+    bytes = await readRegularFile(jsonPath, WHAT);
   } catch (error) {
     throw readError(jsonPath, error);
   }
-  const data = parseJson(jsonPath, stripBom(text), '');
+  const data = parseJson(jsonPath, stripBom(decodeUtf8(jsonPath, bytes, 0)), '');
   if (!Array.isArray(data)) throw fileError(jsonPath, `expected a JSON array of records but received ${describeValue(data)}`);
   if (data.length === 0) throw fileError(jsonPath, 'expected at least one record but the array is empty');
 
@@ -85,17 +91,15 @@ export async function readCalibrationJsonl(path: string, options: { images?: str
     throw invalidParameterError('images', 'a directory path (or undefined for the JSONL file\'s directory)', options.images);
   }
   const imageRoot = resolve(options?.images ?? dirname(path));
-  await stat(path).catch((error: unknown) => {
+  const handle = await openRegularFile(path, WHAT).catch((error: unknown) => {
     throw readError(path, error);
   });
 
   const records: CalibrationRecord[] = [];
   const where: string[] = [];
-  const input = createReadStream(path, { encoding: 'utf8' });
-  const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNumber = 0;
   try {
-    for await (const raw of lines) {
+    for await (const raw of jsonlLines(handle, path)) {
       lineNumber++;
       const line = lineNumber === 1 ? stripBom(raw) : raw;
       if (line.trim() === '') continue;
@@ -108,8 +112,7 @@ export async function readCalibrationJsonl(path: string, options: { images?: str
     if (error instanceof VlmqError) throw error;
     throw readError(path, error);
   } finally {
-    lines.close();
-    input.destroy();
+    await handle.close().catch(() => undefined);
   }
   if (records.length === 0) throw fileError(path, 'expected at least one record but the file has no non-blank lines');
   await checkImageFiles(path, records.map((record, i) => ({ where: where[i], images: record.images })));
@@ -186,7 +189,7 @@ function shareGPT4VRecord(file: string, item: unknown, index: number, imageRoot:
   if (gptTurn.from !== 'gpt') fail(`conversations[${g}].from`, '"gpt"', gptTurn.from);
 
   const { prompt, placeholders } = removePlaceholders(turns[human].value);
-  checkPlaceholders(placeholders, images.length, (message) => {
+  checkPlaceholders(placeholders, images.length, prompt, (message) => {
     throw fileError(file, `${where}: conversations[${human}].value: ${message}`);
   });
   const answer = gptTurn.value.trim();
@@ -221,7 +224,7 @@ function jsonlRecord(file: string, item: unknown, at: string, lineNumber: number
   if (typeof record.prompt !== 'string') fail('prompt', 'a string', record.prompt);
   if (typeof record.answer !== 'string' || record.answer.trim() === '') fail('answer', 'a non-empty string', record.answer);
   const { prompt, placeholders } = removePlaceholders(record.prompt);
-  checkPlaceholders(placeholders, images.length, (message) => {
+  checkPlaceholders(placeholders, images.length, prompt, (message) => {
     throw fileError(file, `${at}: prompt: ${message}`);
   });
   const answer = record.answer.trim();
@@ -247,7 +250,15 @@ function countPlaceholders(text: string): number {
   return text.split(IMAGE_PLACEHOLDER).length - 1;
 }
 
-function checkPlaceholders(placeholders: number, images: number, fail: (message: string) => never): void {
+/**
+ * The placeholders must number the images (or be absent), and removing them must leave none: in
+ * "<<image>image>" the removal joins "<" and "image>" into a new one, which the chat template would
+ * take for an image of its own, so such a prompt is refused rather than guessed at.
+ */
+function checkPlaceholders(placeholders: number, images: number, prompt: string, fail: (message: string) => never): void {
+  if (prompt.includes(IMAGE_PLACEHOLDER)) {
+    fail(`expected ${IMAGE_PLACEHOLDER} placeholders that stand apart, but removing the ${placeholders} found leaves another (as in "<<image>image>")`);
+  }
   if (placeholders === 0 || placeholders === images) return;
   fail(`expected ${images} ${IMAGE_PLACEHOLDER} placeholder${images === 1 ? '' : 's'} (one per image${images === 0 ? '; the record has no image' : ''}) or none but found ${placeholders}`);
 }
@@ -277,9 +288,97 @@ function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
+/**
+ * The lines of a JSONL file as Node's readline splits them (a line ends at LF, CRLF or a lone CR),
+ * each decoded as strict UTF-8. Bytes are split before decoding: no UTF-8 sequence contains 0x0A
+ * or 0x0D, and a character cut by a chunk boundary is whole again in the line's bytes.
+ */
+async function* jsonlLines(handle: FileHandle, path: string): AsyncGenerator<string> {
+  let parts: Buffer[] = []; // the current line's bytes so far
+  let afterCr = false; // the last line ended with CR: an LF right after it belongs to that end
+  let lineNumber = 0;
+  for await (const chunk of handle.createReadStream({ autoClose: false }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i];
+      if (afterCr) {
+        afterCr = false;
+        if (byte === 0x0a) {
+          start = i + 1;
+          continue;
+        }
+      }
+      if (byte !== 0x0a && byte !== 0x0d) continue;
+      parts.push(chunk.subarray(start, i));
+      yield decodeUtf8(path, Buffer.concat(parts), ++lineNumber);
+      parts = [];
+      afterCr = byte === 0x0d;
+      start = i + 1;
+    }
+    if (start < chunk.length) parts.push(chunk.subarray(start));
+  }
+  if (parts.length > 0) yield decodeUtf8(path, Buffer.concat(parts), ++lineNumber);
+}
+
+/**
+ * Strict UTF-8 (a byte-order mark is kept, for stripBom); an invalid byte is an error naming its line
+ * and column. `line` 0: `bytes` is a whole file, whose line is counted; else the line it is.
+ */
+function decodeUtf8(path: string, bytes: Uint8Array, line: number): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw readError(path, error); // too long for one string
+    const offset = Math.max(0, invalidUtf8Offset(bytes));
+    const lineStart = line === 0 && offset > 0 ? bytes.lastIndexOf(0x0a, offset - 1) + 1 : 0; // (a negative start would count from the end)
+    const lineNumber = line === 0 ? countByte(bytes, 0x0a, offset) + 1 : line;
+    const column = new TextDecoder().decode(bytes.subarray(lineStart, offset)).length + 1;
+    const at = line === 0 ? `line ${lineNumber}, column ${column}` : `column ${column}`;
+    const hex = bytes[offset].toString(16).padStart(2, '0');
+    throw fileError(path, `${line === 0 ? '' : `line ${line}: `}expected UTF-8 text but found byte 0x${hex} at ${at}`, { cause: error });
+  }
+}
+
+/** Offset of the first character that is not UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF); -1 if none. */
+function invalidUtf8Offset(bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length;) {
+    const lead = bytes[i];
+    if (lead < 0x80) {
+      i++;
+      continue;
+    }
+    // continuation bytes after the lead, and the range of the first one (it rules out overlong forms and surrogates)
+    const [count, low, high] =
+      lead >= 0xc2 && lead <= 0xdf ? [1, 0x80, 0xbf]
+        : lead === 0xe0 ? [2, 0xa0, 0xbf]
+          : lead === 0xed ? [2, 0x80, 0x9f]
+            : lead >= 0xe1 && lead <= 0xef ? [2, 0x80, 0xbf]
+              : lead === 0xf0 ? [3, 0x90, 0xbf]
+                : lead >= 0xf1 && lead <= 0xf3 ? [3, 0x80, 0xbf]
+                  : lead === 0xf4 ? [3, 0x80, 0x8f]
+                    : [0, 0, 0];
+    if (count === 0) return i;
+    for (let k = 1; k <= count; k++) {
+      const next = bytes[i + k];
+      if (next === undefined || next < (k === 1 ? low : 0x80) || next > (k === 1 ? high : 0xbf)) return i;
+    }
+    i += count + 1;
+  }
+  return -1;
+}
+
+function countByte(bytes: Uint8Array, byte: number, end: number): number {
+  let count = 0;
+  for (let i = bytes.indexOf(byte); i >= 0 && i < end; i = bytes.indexOf(byte, i + 1)) count++;
+  return count;
+}
+
 function readError(path: string, error: unknown) {
-  const code = (error as { code?: string })?.code;
-  if (code === 'ENOENT') return fileError(path, 'no such file', { cause: error });
+  // openRegularFile and readRegularFile already name the path and say what went wrong, in words.
+  const cause = error instanceof VlmqError ? error.cause : error;
+  const code = (cause as { code?: string })?.code;
+  if (code === 'ENOENT') return fileError(path, 'no such file', { cause });
+  if (error instanceof VlmqError) return error;
   if (code === 'ERR_STRING_TOO_LONG') {
     return fileError(path, 'is too large to read as one JSON string; convert it to JSONL (one record per line) or take a subset', { cause: error });
   }

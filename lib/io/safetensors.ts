@@ -9,12 +9,13 @@
 // offset aligned to its element size, and writes atomically (temporary sibling + fsync + rename):
 // a crash or a failing tensor never leaves a half-written checkpoint at the destination.
 
-import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeValue, fileError, invalidParameterError } from '../errors.js';
+import { nestedDeeperThan } from '../json.js';
 import { DTYPES, DTYPE_BITS, isDType, byteSize, numel, viewAs, type DType, type Tensor } from '../tensor.js';
-import { checkFileDestination, openRegularFile } from './files.js';
+import { checkFileDestination, openRegularFile, writeError } from './files.js';
+import { temporarySibling } from './move-into-place.js';
 
 /** Bytes of the little-endian u64 that precedes the header. */
 const LENGTH_PREFIX_BYTES = 8;
@@ -284,10 +285,10 @@ function parseEntry(path: string, name: string, value: unknown, nonIntegerLitera
   const { dtype, shape, data_offsets: offsets } = value;
   if (!isDType(dtype)) throw fileError(path, `${where}: unknown dtype ${describeValue(dtype)} (known: ${DTYPES.join(', ')})`);
   if (!Array.isArray(shape) || !shape.every(isNonNegativeSafeInteger)) {
-    throw fileError(path, `${where}: shape must be an array of non-negative integers, found ${JSON.stringify(shape)}`);
+    throw fileError(path, `${where}: shape must be an array of non-negative integers, found ${showJson(shape)}`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeSafeInteger)) {
-    throw fileError(path, `${where}: data_offsets must be [begin, end] of non-negative integers, found ${JSON.stringify(offsets)}`);
+    throw fileError(path, `${where}: data_offsets must be [begin, end] of non-negative integers, found ${showJson(offsets)}`);
   }
   // The reference parses these as usize, which refuses 1.0, 1e3 and -0 even though JSON.parse
   // maps them to non-negative integers.
@@ -595,9 +596,11 @@ async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> 
 
 /** Writes into `${path}.tmp-<pid>-<random>`, fsyncs, renames onto `path`; removes the temporary file on any error. */
 async function writeAtomically(path: string, writeContent: (handle: FileHandle) => Promise<void>): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const temporary = temporarySibling(path);
   // 'wx' so that we never clobber (and later delete) a file we did not create.
-  let handle: FileHandle | null = await open(temporary, 'wx');
+  let handle: FileHandle | null = await open(temporary, 'wx').catch((error: unknown) => {
+    throw writeError(path, error);
+  });
   try {
     await writeContent(handle);
     await handle.sync();
@@ -607,7 +610,7 @@ async function writeAtomically(path: string, writeContent: (handle: FileHandle) 
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await rm(temporary, { force: true }).catch(() => undefined);
-    throw error;
+    throw writeError(path, error);
   }
   await syncDirectory(dirname(path));
 }
@@ -631,6 +634,18 @@ async function syncDirectory(directory: string): Promise<void> {
 /** "1 byte", "3 bytes", "3 trailing bytes". */
 function bytes(count: number, adjective = ''): string {
   return `${count} ${adjective}${count === 1 ? 'byte' : 'bytes'}`;
+}
+
+/** Longest JSON shown in a message; longer values are cut. */
+const SHOWN_JSON_CHARS = 80;
+/** Deepest nesting shown as JSON (JSON.stringify recurses: 5,000 nested arrays in a header overflow its stack). */
+const SHOWN_JSON_DEPTH = 16;
+
+/** A header value as JSON for a message: cut to SHOWN_JSON_CHARS, and only described when nested too deep to print. */
+function showJson(value: unknown): string {
+  if (nestedDeeperThan(value, SHOWN_JSON_DEPTH)) return `${describeValue(value)} nested more than ${SHOWN_JSON_DEPTH} levels deep`;
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > SHOWN_JSON_CHARS ? `${text.slice(0, SHOWN_JSON_CHARS - 3)}...` : text;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
