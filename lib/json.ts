@@ -1,6 +1,6 @@
 // Comparing JSON values as data: object key order does not count (tools re-save configs with
 // sorted keys). Reading a checkpoint's optional JSON files with errors that name them.
-import { VlmqError } from './errors.js';
+import { describeValue, fileError } from './errors.js';
 import { readRegularFile, regularFileSize } from './io/files.js';
 
 /** JSON with object keys sorted at every level. */
@@ -23,10 +23,36 @@ export function sameJson(a: unknown, b: unknown): boolean {
  */
 export async function readOptionalJson(path: string): Promise<Record<string, unknown> | null> {
   if ((await regularFileSize(path, 'JSON file')) === null) return null;
-  const text = await readRegularFile(path, 'JSON file', 'utf8');
+  return parseJsonObject(path, await readRegularFile(path, 'JSON file', 'utf8'));
+}
+
+/**
+ * How deep arrays and objects may nest in a checkpoint's JSON: configs nest a few levels, and a
+ * value nested thousands deep would overflow the stack of whatever recursive code meets it next.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** The JSON object in `text`, read from `path`: valid JSON, an object, nested at most MAX_JSON_DEPTH levels. */
+export function parseJsonObject(path: string, text: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    value = JSON.parse(text);
   } catch (error) {
-    throw new VlmqError('ERR_VLMQ_BAD_FILE', `${path}: not valid JSON (${(error as Error).message})`, { cause: error });
+    throw fileError(path, `not valid JSON (${(error as Error).message})`, { cause: error });
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fileError(path, `expected a JSON object, found ${describeValue(value)}`);
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) throw fileError(path, `nested more than ${MAX_JSON_DEPTH} levels deep, which no config needs`);
+  return value as Record<string, unknown>;
+}
+
+/** Whether arrays/objects nest deeper than `limit` in `value`; iterative, so any depth is safe to ask about. */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
 }

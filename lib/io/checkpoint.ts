@@ -4,6 +4,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describeValue, fileError, invalidParameterError } from '../errors.js';
+import { parseJsonObject } from '../json.js';
 import type { DType, Tensor } from '../tensor.js';
 import { describeKind, fsError, readRegularFile, regularFileSize } from './files.js';
 import { SafetensorsFile } from './safetensors.js';
@@ -98,15 +99,7 @@ async function requireDirectory(dir: string): Promise<void> {
  */
 export async function readJsonObject(path: string): Promise<Record<string, unknown>> {
   if ((await regularFileSize(path, 'JSON file')) === null) throw fileError(path, 'missing');
-  const text = await readRegularFile(path, 'JSON file', 'utf8');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw fileError(path, `not valid JSON (${(error as Error).message})`);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fileError(path, `expected a JSON object, found ${describeValue(value)}`);
-  return value as Record<string, unknown>;
+  return parseJsonObject(path, await readRegularFile(path, 'JSON file', 'utf8'));
 }
 
 /** Whether a weight file is there: a regular file, or absent; anything else in its place is an error naming it. */

@@ -3,6 +3,13 @@ import { describeValue, fileError } from '../errors.js';
 
 export type Json = Record<string, unknown>;
 
+/**
+ * The most layers or vision blocks a config may declare. Published models have at most a few
+ * hundred; the loader lists every tensor a config implies, so a count of millions would take the
+ * process's memory before any tensor is compared.
+ */
+export const MAX_LAYERS = 4096;
+
 export class ConfigReader {
   constructor(readonly file: string, readonly where: string, private readonly object: Json) {}
 

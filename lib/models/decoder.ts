@@ -2,7 +2,7 @@
 // its config fields, its tensors and its linears, and the true-sequential module groups.
 import { fileError } from '../errors.js';
 import { sameJson } from '../json.js';
-import { ConfigReader, type Json } from './config-fields.js';
+import { ConfigReader, type Json, MAX_LAYERS } from './config-fields.js';
 import type { ExpectedTensor, LanguagePrefixes, LinearName, LinearSpec, TextConfig } from './types.js';
 
 /**
@@ -62,7 +62,7 @@ export function parseTextConfig(text: ConfigReader, options: { mrope: boolean; t
   return {
     hiddenSize,
     intermediateSize: text.integer('intermediate_size'),
-    numLayers: text.integer('num_hidden_layers'),
+    numLayers: text.integer('num_hidden_layers', undefined, 1, MAX_LAYERS),
     numHeads,
     numKvHeads,
     headDim,

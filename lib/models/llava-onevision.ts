@@ -1,7 +1,7 @@
 // LLaVA-OneVision in the llava-hf layout (LlavaOnevisionForConditionalGeneration) with a Qwen2
 // language model: a SigLIP vision tower, a two-layer projector and a learned `image_newline`
 // (docs/formats.md §4.1).
-import { ConfigReader, tokenIds } from './config-fields.js';
+import { ConfigReader, MAX_LAYERS, tokenIds } from './config-fields.js';
 import { parseTextConfig } from './decoder.js';
 import type { Architecture, ExpectedTensor, LanguagePrefixes, ModelConfig, SiglipVisionConfig, TensorLayout } from './types.js';
 
@@ -13,7 +13,7 @@ function parseVision(vision: ConfigReader): SiglipVisionConfig {
   const imageSize = vision.integer('image_size', 384, patchSize, 65536);
   return {
     kind: 'siglip',
-    depth: vision.integer('num_hidden_layers', 26),
+    depth: vision.integer('num_hidden_layers', 26, 1, MAX_LAYERS),
     width,
     numHeads,
     intermediateSize: vision.integer('intermediate_size', 4304),

@@ -1,13 +1,13 @@
 // Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration): Qwen2-VL's language model with a ViT of
 // RMSNorm blocks, SiLU-gated MLPs with biases and window attention (docs/formats.md §3.6).
-import type { ConfigReader } from './config-fields.js';
+import { type ConfigReader, MAX_LAYERS } from './config-fields.js';
 import { qwenArchitecture, qwenAttention, qwenMergerTensors, qwenPatchEmbed, qwenPatchGeometry, qwenVisionHeads, qwenVisionPrefix } from './qwen-vl-shared.js';
 import type { ExpectedTensor, ModelConfig, QwenVisionConfig, TensorLayout } from './types.js';
 
 function parseVision(vision: ConfigReader, llmHidden: number): QwenVisionConfig {
   const width = vision.integer('hidden_size', 1280);
   const numHeads = qwenVisionHeads(vision, width, 'hidden_size');
-  const depth = vision.integer('depth', 32);
+  const depth = vision.integer('depth', 32, 1, MAX_LAYERS);
   const fullatt = vision.integers('fullatt_block_indexes', [7, 15, 23, 31]);
   const outside = fullatt.find((j) => j >= depth);
   if (outside !== undefined) throw vision.error('fullatt_block_indexes', `block indexes below depth (${depth})`, fullatt);

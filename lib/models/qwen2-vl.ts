@@ -1,6 +1,6 @@
 // Qwen2-VL (Qwen2VLForConditionalGeneration): a Qwen2 language model with M-RoPE and a ViT of
 // LayerNorm blocks, quick-GELU MLPs and a 2×2 patch merger (docs/formats.md §3).
-import type { ConfigReader } from './config-fields.js';
+import { type ConfigReader, MAX_LAYERS } from './config-fields.js';
 import { qwenArchitecture, qwenAttention, qwenMergerTensors, qwenPatchEmbed, qwenPatchGeometry, qwenVisionHeads, qwenVisionPrefix } from './qwen-vl-shared.js';
 import type { ExpectedTensor, ModelConfig, QwenVisionConfig, TensorLayout } from './types.js';
 
@@ -13,7 +13,7 @@ function parseVision(vision: ConfigReader, llmHidden: number): QwenVisionConfig 
   if (!Number.isSafeInteger(width * mlpRatio)) throw vision.error('mlp_ratio', `a ratio that makes embed_dim (${width}) · mlp_ratio an integer`, mlpRatio);
   return {
     kind: 'qwen2_vl',
-    depth: vision.integer('depth', 32),
+    depth: vision.integer('depth', 32, 1, MAX_LAYERS),
     width,
     numHeads,
     intermediateSize: width * mlpRatio,
