@@ -263,7 +263,8 @@ t.test('an iterable that throws midway leaves nothing behind', async (t) => {
 
 t.test('a path in a missing directory rejects without leaving anything', async (t) => {
   const dir = t.testdir();
-  await t.rejects(writeSafetensors(join(dir, 'missing', 'x.safetensors'), [zeros('w', 'U8', [1])]), { code: 'ENOENT' });
+  const path = join(dir, 'missing', 'x.safetensors');
+  await t.rejects(writeSafetensors(path, [zeros('w', 'U8', [1])]), { code: 'ERR_VLMQ_WRITE_FAILED', message: `${path}: cannot write: no such file or directory`, cause: { code: 'ENOENT' } });
   t.same(await readdir(dir), []);
 });
 
