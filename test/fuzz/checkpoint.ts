@@ -187,6 +187,19 @@ function putJson(files: Files, name: string, value: unknown): void {
   files.set(name, new Uint8Array(Buffer.from(serialize(value, 2))));
 }
 
+/**
+ * The shard's header members, or null when an earlier edit nested a value too deep for this
+ * harness to serialise again (JSON.stringify recurses): the shard then keeps that edit alone.
+ */
+function splitModelOrNull(bytes: Uint8Array): ReturnType<typeof splitFile> | null {
+  try {
+    return splitFile(bytes);
+  } catch (error) {
+    if (error instanceof RangeError) return null;
+    throw error;
+  }
+}
+
 /** Applies one edit to the files in memory. */
 function applyCheckpointEdit(files: Files, edit: CheckpointEdit): void {
   const shards = shardNames(files);
@@ -257,8 +270,8 @@ function applyCheckpointEdit(files: Files, edit: CheckpointEdit): void {
       const name = shard(edit.shard);
       const bytes = name && files.get(name);
       if (!name || !bytes || statedFile(bytes).file === null) return;
-      const model = splitFile(bytes);
-      files.set(name, joinFile(headerBytes(headerText(applyHeaderEdit(model.members, edit.edit))), model.data));
+      const model = splitModelOrNull(bytes);
+      if (model) files.set(name, joinFile(headerBytes(headerText(applyHeaderEdit(model.members, edit.edit))), model.data));
       return;
     }
     case 'shard-bytes': {
