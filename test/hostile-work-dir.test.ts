@@ -17,7 +17,7 @@ import { PARTIAL_MARK } from '../lib/io/move-into-place.js';
 import { loadModel } from '../lib/models/model.js';
 import { type QuantizeEvent, quantize } from '../lib/pipeline/quantize.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoints.js';
-import { deadProcessId, jsonLines, runCli, runCliUntil } from './helpers/cli.js';
+import { deadProcessId, jsonLines, repoRoot, runCli, runCliUntil } from './helpers/cli.js';
 import { diskListing } from './helpers/disk.js';
 
 const dir = t.testdir({});
@@ -181,4 +181,21 @@ t.test('a killed export leaves its temporary folder; the next export to the same
   t.same(result.export.removedStale.map((s) => s.path), [join(base, leftovers[0])], 'the killed export\'s folder was removed, and reported');
   t.match(next.stdout, /removed .*out\.tmp-\d+-[0-9a-f]+, left by process \d+ \(no longer running\)/);
   t.same(readdirSync(base).sort(), ['model', 'out', `out.tmp-${sleeper.pid}-0a0b0c0d`, unmarked.slice(base.length + 1)].sort(), 'the others stay');
+});
+
+t.test('a lock still held when its process exits is released by the process itself', async (t) => {
+  const base = join(dir, 'exit-lock');
+  await mkdir(base);
+  const script = `import { DirectoryLock } from ${JSON.stringify(join(repoRoot, 'lib', 'io', 'lock.ts'))};
+await DirectoryLock.acquire(${JSON.stringify(join(base, 'a.lock'))}, 'a');
+await DirectoryLock.acquire(${JSON.stringify(join(base, 'b.lock'))}, 'b');
+console.log(JSON.stringify((await import('node:fs')).readdirSync(${JSON.stringify(base)}).sort()));
+process.exit(0);`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.equal(code, 0);
+  t.same(JSON.parse(stdout), ['a.lock', 'b.lock'], 'both locks were held');
+  t.same(readdirSync(base), [], 'and both are gone after exit');
 });

@@ -26,12 +26,21 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
+/** Locks this process holds, released at exit by one listener (not one per lock: a process may hold many). */
+const held = new Set<DirectoryLock>();
+let exitListener = false;
+
 export class DirectoryLock {
   #released = false;
-  readonly #onExit = () => this.#releaseSync();
 
   private constructor(readonly path: string, private readonly owner: LockOwner) {
-    process.on('exit', this.#onExit);
+    held.add(this);
+    if (!exitListener) {
+      exitListener = true;
+      process.on('exit', () => {
+        for (const lock of held) lock.#releaseSync();
+      });
+    }
   }
 
   /**
@@ -60,7 +69,7 @@ export class DirectoryLock {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
-    process.off('exit', this.#onExit);
+    held.delete(this);
     if ((await readOwner(this.path))?.pid === this.owner.pid) await rm(this.path, { force: true });
   }
 
