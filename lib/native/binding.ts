@@ -175,14 +175,36 @@ export interface NativeVisionTower {
 /** Baseline kernels timed natively for benchmarks/ (best of `repeats`). */
 export type BenchKernel = 'sgemm' | 'ssyrk' | 'sgemm-cross' | 'spotrf' | 'chain-reference' | 'chain-vlmq';
 
+/** One entry of the native registry of backends (native/include/vlmq/devices.h). */
+export interface NativeBackendInfo {
+  /** 'cpu', 'cuda' (no device), 'cuda:0', ... */
+  name: string;
+  kind: 'cpu' | 'cuda';
+  /** The binary holds this backend's code. */
+  compiled: boolean;
+  /** It can run on this machine. */
+  usable: boolean;
+  /** Why not usable ('' when usable). */
+  reason: string;
+  deviceName: string;
+  memoryBytes: number;
+}
+
+/**
+ * Native objects and quantizeLinear take a device name ('auto', 'cpu', 'cuda', 'cuda:N'; undefined
+ * means 'auto') and throw ERR_VLMQ_UNSUPPORTED with the registry's reason when it is not usable.
+ */
 export interface BindingModule {
   info(): NativeInfo;
   setThreads(threads: number): void;
+  backends(): NativeBackendInfo[];
+  /** The registry name of the backend a device name selects ('auto' → 'cpu' or 'cuda:N'). */
+  resolveDevice(device: string): string;
   benchmark(kernel: BenchKernel, params: { m: number; n: number; k: number; repeats: number }): Promise<{ seconds: number; flops: number }>;
   CancelToken: new () => NativeCancelToken;
-  HessianAccumulator: new (n: number, crossTerm: boolean) => NativeHessianAccumulator;
-  DecoderLayer: new (dims: NativeDecoderDims) => NativeDecoderLayer;
-  VisionTower: new (dims: NativeVisionDims) => NativeVisionTower;
+  HessianAccumulator: new (n: number, crossTerm: boolean, device?: string) => NativeHessianAccumulator;
+  DecoderLayer: new (dims: NativeDecoderDims, device?: string) => NativeDecoderLayer;
+  VisionTower: new (dims: NativeVisionDims, device?: string) => NativeVisionTower;
   quantizeLinear(weight: NativeMatrix, statistics: NativeStatistics, options: NativeLinearOptions,
-    cancel: NativeCancelToken | null, onProgress: ((done: number, total: number) => void) | null): Promise<NativeLinearResult>;
+    cancel: NativeCancelToken | null, onProgress: ((done: number, total: number) => void) | null, device?: string): Promise<NativeLinearResult>;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch.h"
 #include "vlmq/core.h"
 
 namespace vlmq {
@@ -16,8 +17,12 @@ Status inverse_cholesky_upper(Backend& backend, MatF H, const DampingPolicy& pol
   const int64_t n = H.rows;
   if (H.cols != n || U.rows != n || U.cols != n) return InvalidArgument("inverse_cholesky_upper: square n×n matrices expected");
 
-  std::vector<float> diag(n), damped(n);
-  VLMQ_TRY(backend.get_diagonal(H, diag.data()));
+  Scratch scratch{backend, {}};
+  MatF diagonal;
+  VLMQ_TRY(scratch.make(1, n, &diagonal));
+  VLMQ_TRY(backend.get_diagonal(H, diagonal));
+  std::vector<float> diag, damped(n);
+  VLMQ_TRY(download_vector(backend, diagonal, &diag));
   double sum = 0;
   for (int64_t i = 0; i < n; i++) {
     // Σ x xᵀ has a non-negative diagonal; a negative one is not a Hessian, and no damping helps.
@@ -40,7 +45,8 @@ Status inverse_cholesky_upper(Backend& backend, MatF H, const DampingPolicy& pol
     // U ← J·(H + λI)·J: the reversed matrix has the reversed diagonal.
     VLMQ_TRY(backend.reverse(U, H));
     for (int64_t i = 0; i < n; i++) damped[i] = diag[n - 1 - i] + lambda;
-    VLMQ_TRY(backend.set_diagonal(U, damped.data()));
+    VLMQ_TRY(backend.upload(diagonal.view(), damped.data()));
+    VLMQ_TRY(backend.set_diagonal(U, diagonal));
 
     Status factored = backend.cholesky_lower(U, &outcome->failed_minor);
     if (factored.code() == Code::kNotPositiveDefinite) continue;

@@ -19,10 +19,12 @@ MatF weight(const DecoderLayerWeights& w, const DecoderDims& dims, LinearId id) 
   return w.linear[id].matrix(out, in);
 }
 
+MatF norm_weight(const Buffer& b, const DecoderDims& dims) { return b.vec<float>(dims.hidden); }
+
 // y = x · Wᵀ (+ bias)
 Status project(Backend& backend, const DecoderDims& dims, const DecoderLayerWeights& w, LinearId id, MatF x, MatF y) {
   VLMQ_TRY(backend.gemm(false, true, 1.0f, x, weight(w, dims, id), 0.0f, y));
-  if (id <= kVProj) VLMQ_TRY(backend.add_row(y, w.bias[id].as<float>()));
+  if (id <= kVProj) VLMQ_TRY(backend.add_row(y, w.bias[id].vec<float>(y.cols)));
   return Status::Ok();
 }
 
@@ -46,11 +48,8 @@ Status rope_tables(Scratch& scratch, const DecoderDims& dims, const TokenLayout&
       s[t * d + j] = s[t * d + j + half] = std::sin(angle);
     }
   }
-  VLMQ_TRY(scratch.make(T, d, cos));
-  VLMQ_TRY(scratch.make(T, d, sin));
-  VLMQ_TRY(scratch.backend.upload(scratch.buffers[scratch.buffers.size() - 2], 0, c.data(), c.size()));
-  VLMQ_TRY(scratch.backend.upload(scratch.buffers.back(), 0, s.data(), s.size()));
-  return Status::Ok();
+  VLMQ_TRY(scratch.upload(c.data(), T, d, cos));
+  return scratch.upload(s.data(), T, d, sin);
 }
 
 // What the attention block computes on the way; q and k after RoPE.
@@ -60,12 +59,12 @@ struct Attention {
 
 // x → RMSNorm → q/k/v (+bias, RoPE) → causal attention → o_proj. Stops after `attn` if o is
 // not wanted.
-Status attention_block(Scratch& s, const DecoderDims& dims, const DecoderLayerWeights& w, MatF x, const TokenLayout& tokens,
+Status attention_block(Scratch& s, const DecoderDims& dims, const DecoderLayerWeights& w, MatF x, MatI segments,
                        MatF cos, MatF sin, bool with_o, Attention* a) {
   Backend& b = s.backend;
   const int64_t T = x.rows, qw = dims.heads * dims.head_dim, kvw = dims.kv_heads * dims.head_dim;
   VLMQ_TRY(s.make(T, dims.hidden, &a->normed));
-  VLMQ_TRY(b.rms_norm(x, w.input_norm.as<float>(), dims.eps, a->normed));
+  VLMQ_TRY(b.rms_norm(x, norm_weight(w.input_norm, dims), dims.eps, a->normed));
   VLMQ_TRY(s.make(T, qw, &a->q));
   VLMQ_TRY(s.make(T, kvw, &a->k));
   VLMQ_TRY(s.make(T, kvw, &a->v));
@@ -75,10 +74,15 @@ Status attention_block(Scratch& s, const DecoderDims& dims, const DecoderLayerWe
   VLMQ_TRY(b.rope(a->q, dims.head_dim, cos, sin, false));
   VLMQ_TRY(b.rope(a->k, dims.head_dim, cos, sin, false));
   VLMQ_TRY(s.make(T, qw, &a->attn));
-  VLMQ_TRY(b.attention(a->q, a->k, a->v, tokens.segments, tokens.nseg, dims.heads, dims.kv_heads, /*causal=*/true, a->attn));
+  VLMQ_TRY(b.attention(a->q, a->k, a->v, segments, dims.heads, dims.kv_heads, /*causal=*/true, a->attn));
   if (!with_o) return Status::Ok();
   VLMQ_TRY(s.make(T, dims.hidden, &a->o));
   return project(b, dims, w, kOProj, a->attn, a->o);
+}
+
+// The sample boundaries (checked on the host by check_tokens) as a backend vector.
+Status upload_segments(Scratch& s, const TokenLayout& tokens, MatI* out) {
+  return s.upload(tokens.segments, 1, tokens.nseg + 1, out);
 }
 
 Status check_tokens(const DecoderDims& dims, MatF x, const TokenLayout& tokens) {
@@ -147,7 +151,7 @@ Status set_decoder_tensor(Backend& backend, const DecoderDims& dims, DecoderLaye
   if (nonfinite) return InvalidArgument(name + ": holds NaN or infinite values");
   Buffer buffer;
   VLMQ_TRY(alloc_matrix(backend, &buffer, value.rows, value.cols, BufferUsage::kWeights));
-  VLMQ_TRY(backend.convert_rows(buffer.matrix(value.rows, value.cols), value, nullptr));
+  VLMQ_TRY(backend.convert_rows(buffer.matrix(value.rows, value.cols), value, MatF{}));
   *target = std::move(buffer);
   return Status::Ok();
 }
@@ -166,18 +170,20 @@ Status decoder_forward(Backend& backend, const DecoderDims& dims, const DecoderL
   if (out.rows != x.rows || out.cols != stage_width(dims, until)) return InvalidArgument("decoder_forward: output of the wrong shape");
   Scratch s{backend, {}};
   const int64_t T = x.rows;
-  if (until == DecoderStage::kAttentionInput) return backend.rms_norm(x, w.input_norm.as<float>(), dims.eps, out);
+  if (until == DecoderStage::kAttentionInput) return backend.rms_norm(x, norm_weight(w.input_norm, dims), dims.eps, out);
   MatF cos, sin;
+  MatI segments;
   VLMQ_TRY(rope_tables(s, dims, tokens, T, &cos, &sin));
+  VLMQ_TRY(upload_segments(s, tokens, &segments));
   Attention a;
-  VLMQ_TRY(attention_block(s, dims, w, x, tokens, cos, sin, until != DecoderStage::kOInput, &a));
+  VLMQ_TRY(attention_block(s, dims, w, x, segments, cos, sin, until != DecoderStage::kOInput, &a));
   if (until == DecoderStage::kOInput) return backend.copy(out, a.attn);
   MatF h, normed;  // h = x + o_proj(attention), the residual stream after attention
   VLMQ_TRY(s.make(T, dims.hidden, &h));
   VLMQ_TRY(backend.axpby(x, 1.0f, a.o, h));
   if (until == DecoderStage::kAttentionOutput) return backend.copy(out, h);
   VLMQ_TRY(s.make(T, dims.hidden, &normed));
-  VLMQ_TRY(backend.rms_norm(h, w.post_norm.as<float>(), dims.eps, normed));
+  VLMQ_TRY(backend.rms_norm(h, norm_weight(w.post_norm, dims), dims.eps, normed));
   if (until == DecoderStage::kMlpInput) return backend.copy(out, normed);
   MatF gate, up, act;
   VLMQ_TRY(s.make(T, dims.intermediate, &gate));
@@ -192,17 +198,21 @@ Status decoder_forward(Backend& backend, const DecoderDims& dims, const DecoderL
 }
 
 Status attention_importance(Backend& backend, const DecoderDims& dims, const DecoderLayerWeights& w, MatF u, MatF f,
-                            MatF reference, const TokenLayout& tokens, bool l2, float* const g[4], double* loss) {
+                            MatF reference, const TokenLayout& tokens, bool l2, const MatF g[4], double* loss) {
   VLMQ_TRY(check_tokens(dims, u, tokens));
   const MatF& other = reference.data ? reference : f;
   if (other.rows != u.rows || other.cols != u.cols) return InvalidArgument("the two streams must have the same shape");
   if (!decoder_complete(w)) return InvalidArgument("the decoder layer is missing tensors");
+  for (int i = 0; i < 4; i++)
+    if (g[i].rows != 1 || g[i].cols != u.rows) return InvalidArgument("importance: each factor vector must be [1, tokens]");
   Scratch s{backend, {}};
   const int64_t T = u.rows;
   MatF cos, sin;
+  MatI segments;
   VLMQ_TRY(rope_tables(s, dims, tokens, T, &cos, &sin));
+  VLMQ_TRY(upload_segments(s, tokens, &segments));
   Attention q;
-  VLMQ_TRY(attention_block(s, dims, w, u, tokens, cos, sin, true, &q));
+  VLMQ_TRY(attention_block(s, dims, w, u, segments, cos, sin, true, &q));
   // diff = B(u) − B(f), and ∂L/∂Z_o = 2·diff. Without a reference it is formed as
   // ((u − f) + Z_o(u)) − Z_o(f), which is exactly 0 when u = f.
   MatF diff, dZo;
@@ -212,7 +222,7 @@ Status attention_importance(Backend& backend, const DecoderDims& dims, const Dec
     VLMQ_TRY(backend.axpby(diff, -1.0f, reference, diff));
   } else {
     Attention ref;
-    VLMQ_TRY(attention_block(s, dims, w, f, tokens, cos, sin, true, &ref));
+    VLMQ_TRY(attention_block(s, dims, w, f, segments, cos, sin, true, &ref));
     VLMQ_TRY(backend.axpby(u, -1.0f, f, diff));
     VLMQ_TRY(backend.axpby(diff, 1.0f, q.o, diff));
     VLMQ_TRY(backend.axpby(diff, -1.0f, ref.o, diff));
@@ -229,7 +239,7 @@ Status attention_importance(Backend& backend, const DecoderDims& dims, const Dec
   VLMQ_TRY(s.make(T, qw, &dq));
   VLMQ_TRY(s.make(T, kvw, &dk));
   VLMQ_TRY(s.make(T, kvw, &dv));
-  VLMQ_TRY(backend.attention_backward(q.q, q.k, q.v, d_attn, tokens.segments, tokens.nseg, dims.heads, dims.kv_heads, dq, dk, dv));
+  VLMQ_TRY(backend.attention_backward(q.q, q.k, q.v, d_attn, segments, dims.heads, dims.kv_heads, dq, dk, dv));
   VLMQ_TRY(backend.rope(dq, dims.head_dim, cos, sin, true));
   VLMQ_TRY(backend.rope(dk, dims.head_dim, cos, sin, true));
   VLMQ_TRY(backend.row_norms(dq, l2, g[0]));

@@ -48,7 +48,7 @@ Status gptaq_quantize(Backend& backend, const SweepState& s, MatF dXXT, const Li
   *seconds_p = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   M_buffer.reset();
   if (control.cancelled()) return Cancelled();
-  return column_sweep(backend, s, &P, options, control, loss);
+  return column_sweep(backend, s, P, options, control, loss);
 }
 
 }  // namespace vlmq

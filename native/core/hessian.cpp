@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "scratch.h"
 #include "vlmq/core.h"
 
 namespace vlmq {
@@ -36,12 +37,6 @@ Status check_batch(const HessianState& state, const TokenBatch& batch) {
   return Status::Ok();
 }
 
-MatrixView row_slab(MatrixView v, int64_t r0, int64_t rows) {
-  v.data = static_cast<const char*>(v.data) + r0 * v.ld * static_cast<int64_t>(dtype_size(v.dtype));
-  v.rows = rows;
-  return v;
-}
-
 }  // namespace
 
 Status hessian_init(Backend& backend, int64_t n, bool cross_term, HessianState* state) {
@@ -66,10 +61,12 @@ Status hessian_add(HessianState& state, const TokenBatch& batch, const RunContro
   VLMQ_TRY(check_finite(backend, batch.x, "x"));
   if (batch.x_full.data) VLMQ_TRY(check_finite(backend, batch.x_full, "xFull"));
 
-  std::vector<float> root_weights;
+  Scratch scratch{backend, {}};
+  MatF root_weights;  // √w on the backend, uploaded once for the whole batch
   if (batch.weights) {
-    root_weights.resize(tokens);
-    for (int64_t t = 0; t < tokens; t++) root_weights[t] = std::sqrt(batch.weights[t]);
+    std::vector<float> roots(tokens);
+    for (int64_t t = 0; t < tokens; t++) roots[t] = std::sqrt(batch.weights[t]);
+    VLMQ_TRY(scratch.upload(roots, &root_weights));
   }
   const double total = state.samples + batch.samples;
   const float alpha = static_cast<float>(2.0 / total);
@@ -79,22 +76,22 @@ Status hessian_add(HessianState& state, const TokenBatch& batch, const RunContro
   // converted and scaled slab by slab.
   const bool direct = batch.x.dtype == DType::kF32 && !batch.weights;
   const int64_t slab = std::min(tokens, slab_rows(n));
-  Buffer xs, ds;
-  if (!direct) VLMQ_TRY(alloc_matrix(backend, &xs, slab, n, BufferUsage::kScratch));
-  if (state.cross_term) VLMQ_TRY(alloc_matrix(backend, &ds, slab, n, BufferUsage::kScratch));
+  MatF xs, ds;
+  if (!direct) VLMQ_TRY(scratch.make(slab, n, &xs));
+  if (state.cross_term) VLMQ_TRY(scratch.make(slab, n, &ds));
   const MatF H = state.H.matrix(n, n);
   for (int64_t r0 = 0; r0 < tokens; r0 += slab) {
     if (control.cancelled()) return Cancelled();
     const int64_t rows = std::min(slab, tokens - r0);
-    const float* scale = batch.weights ? root_weights.data() + r0 : nullptr;
-    const MatrixView x = row_slab(batch.x, r0, rows);
-    MatF X = xs.matrix(rows, n);
-    if (direct) X = {static_cast<float*>(const_cast<void*>(x.data)), rows, n, x.ld, x.device};
+    const MatF scale = batch.weights ? root_weights.block(0, r0, 1, rows) : MatF{};
+    const MatrixView x = batch.x.row_range(r0, rows);
+    MatF X = xs.block(0, 0, rows, n);
+    if (direct) X = {static_cast<float*>(x.data), rows, n, x.ld, x.device};
     else VLMQ_TRY(backend.convert_rows(X, x, scale));
     VLMQ_TRY(backend.syrk_lower(alpha, X, beta, H));
     if (state.cross_term) {
-      const MatF D = ds.matrix(rows, n);
-      VLMQ_TRY(backend.subtract_rows(D, row_slab(batch.x_full, r0, rows), x, scale));
+      const MatF D = ds.block(0, 0, rows, n);
+      VLMQ_TRY(backend.subtract_rows(D, batch.x_full.row_range(r0, rows), x, scale));
       VLMQ_TRY(backend.gemm(true, false, alpha, D, X, beta, state.dXXT.matrix(n, n)));
     }
     beta = 1.0f;  // the running-average rescale applies once per batch
@@ -111,7 +108,7 @@ Status hessian_read(HessianState& state, bool cross, float* host_out) {
   // place is free of side effects.
   if (!cross) VLMQ_TRY(backend.mirror_lower(state.H.matrix(n, n)));
   const Buffer& source = cross ? state.dXXT : state.H;
-  return backend.download(host_out, source, static_cast<size_t>(n) * n * sizeof(float));
+  return backend.download(host_out, source.matrix(n, n).view());
 }
 
 }  // namespace vlmq

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "scratch.h"
 #include "sweep.h"
 
 namespace vlmq {
@@ -21,8 +22,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string shape(int64_t r, int64_t c) { return "[" + std::to_string(r) + ", " + std::to_string(c) + "]"; }
-
-bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
 Status check_options(const LinearOptions& o) {
   const Grid& g = o.grid;
@@ -45,14 +44,22 @@ Status check_square(MatF a, int64_t n, const char* name) {
   return Status::Ok();
 }
 
-Status check_symmetric(Backend& backend, MatF H) {
-  std::vector<float> diag(H.rows);
-  VLMQ_TRY(backend.get_diagonal(H, diag.data()));
+// diag(a) read back to the host.
+Status host_diagonal(Scratch& scratch, MatF a, std::vector<float>* out) {
+  MatF diagonal;
+  VLMQ_TRY(scratch.make(1, a.rows, &diagonal));
+  VLMQ_TRY(scratch.backend.get_diagonal(a, diagonal));
+  return download_vector(scratch.backend, diagonal, out);
+}
+
+Status check_symmetric(Scratch& scratch, MatF H) {
+  std::vector<float> diag;
+  VLMQ_TRY(host_diagonal(scratch, H, &diag));
   float scale = 0;
   for (float d : diag) scale = std::max(scale, std::fabs(d));
   float worst = 0;
   int64_t i = 0, j = 0;
-  VLMQ_TRY(backend.max_asymmetry(H, 1e-6f * scale, &worst, &i, &j));
+  VLMQ_TRY(scratch.backend.max_asymmetry(H, 1e-6f * scale, &worst, &i, &j));
   if (worst <= 1e-4f) return Status::Ok();
   return InvalidArgument("hessian is not symmetric: H[" + std::to_string(i) + ", " + std::to_string(j) + "] and H[" +
                          std::to_string(j) + ", " + std::to_string(i) + "] differ by a relative " + std::to_string(worst));
@@ -115,20 +122,29 @@ Status finish(Outputs&& o, int64_t m, int64_t n, int64_t ngroups, std::vector<in
   return Status::Ok();
 }
 
+// (scales, zeros)[:, k] for every group k from the columns of W it covers.
+Status fit_groups(Backend& backend, MatF W, const LinearOptions& o, int64_t ngroups, MatF scales, MatF zeros) {
+  const int64_t g = o.group_size, n = W.cols;
+  for (int64_t k = 0; k < ngroups; k++) {
+    const int64_t c0 = g < 0 ? 0 : k * g, cols = g < 0 ? n : std::min(g, n - c0);
+    VLMQ_TRY(backend.fit_params(W, c0, cols, o.grid, scales.block(0, k, W.rows, 1), zeros.block(0, k, W.rows, 1)));
+  }
+  return Status::Ok();
+}
+
 // Round to nearest with parameters fitted on the original W, per channel or per group.
 Status rtn(Backend& backend, MatF W, const LinearOptions& o, LinearResult* result) {
   const int64_t m = W.rows, n = W.cols;
   const int64_t g = o.group_size, ngroups = g < 0 ? 1 : (n + g - 1) / g;
   Outputs out;
   VLMQ_TRY(alloc_outputs(backend, m, n, ngroups, &out));
-  float* scales = out.scales.as<float>();
-  float* zeros = out.zeros.as<float>();
-  for (int64_t k = 0; k < ngroups; k++) {
-    const int64_t c0 = g < 0 ? 0 : k * g, cols = g < 0 ? n : std::min(g, n - c0);
-    VLMQ_TRY(backend.fit_params(W, c0, cols, o.grid, scales + k, zeros + k, ngroups));
-  }
+  const MatF scales = out.scales.matrix(m, ngroups), zeros = out.zeros.matrix(m, ngroups);
+  VLMQ_TRY(fit_groups(backend, W, o, ngroups, scales, zeros));
   std::vector<int32_t> g_idx = group_index(n, g, {}, true);
-  VLMQ_TRY(backend.quantize_groups(W, g_idx.data(), scales, zeros, ngroups, o.grid, out.Q.matrix(m, n), out.codes.as<uint8_t>()));
+  Scratch scratch{backend, {}};
+  MatI groups;
+  VLMQ_TRY(scratch.upload(g_idx, &groups));
+  VLMQ_TRY(backend.quantize_groups(W, groups, scales, zeros, o.grid, out.Q.matrix(m, n), out.codes.mat<uint8_t>(m, n)));
   return finish(std::move(out), m, n, ngroups, std::move(g_idx), {}, result);
 }
 
@@ -146,7 +162,7 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   Buffer W_buffer;  // W in f32, original column order
   VLMQ_TRY(alloc_matrix(backend, &W_buffer, m, n, BufferUsage::kWeights));
   MatF W = W_buffer.matrix(m, n);
-  VLMQ_TRY(backend.convert_rows(W, input.W, nullptr));
+  VLMQ_TRY(backend.convert_rows(W, input.W, MatF{}));
   if (o.method == Method::kRtn) {
     VLMQ_TRY(rtn(backend, W, o, result));
     result->seconds_sweep = seconds_since(t0);
@@ -165,22 +181,22 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   const GroupMode mode = g < 0 ? GroupMode::kPerChannel : o.static_groups ? GroupMode::kStatic : GroupMode::kDynamic;
   Outputs out;
   VLMQ_TRY(alloc_outputs(backend, m, n, ngroups, &out));
-  float* scales = out.scales.as<float>();
-  float* zeros = out.zeros.as<float>();
+  const MatF scales = out.scales.matrix(m, ngroups), zeros = out.zeros.matrix(m, ngroups);
+  Scratch scratch{backend, {}};
 
   // Per-channel parameters come from the original W, before the dead-column fix (§2(c)).
-  if (mode == GroupMode::kPerChannel) VLMQ_TRY(backend.fit_params(W, 0, n, o.grid, scales, zeros, 1));
+  if (mode == GroupMode::kPerChannel) VLMQ_TRY(fit_groups(backend, W, o, 1, scales, zeros));
 
   // The statistics are checked in place (an accumulator keeps only the lower triangle of H:
   // mirroring it is harmless, SYRK never reads the upper one), then copied into work buffers
   // with the act-order permutation applied on the way.
   MatF H_in = input.H;
   if (input.H_lower_only) VLMQ_TRY(backend.mirror_lower(H_in));
-  else VLMQ_TRY(check_symmetric(backend, H_in));
+  else VLMQ_TRY(check_symmetric(scratch, H_in));
 
   // Dead columns: inputs that were always zero. H[i, i] = 1, W[:, i] = 0, dXXT[:, i] = 0.
-  std::vector<float> diag(n);
-  VLMQ_TRY(backend.get_diagonal(H_in, diag.data()));
+  std::vector<float> diag;
+  VLMQ_TRY(host_diagonal(scratch, H_in, &diag));
   std::vector<uint8_t> dead(n, 0);
   for (int64_t i = 0; i < n; i++) {
     if (diag[i] < 0.0f)
@@ -192,37 +208,46 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
       result->dead_columns++;
     }
   }
-  if (result->dead_columns > 0) VLMQ_TRY(backend.zero_columns(W, dead.data()));
-
-  if (mode == GroupMode::kStatic) {  // on the original column order, after the dead fix (§2(e))
-    for (int64_t k = 0; k < ngroups; k++)
-      VLMQ_TRY(backend.fit_params(W, k * g, std::min(g, n - k * g), o.grid, scales + k, zeros + k, ngroups));
+  MatU8 dead_mask;
+  if (result->dead_columns > 0) {
+    VLMQ_TRY(scratch.upload(dead, &dead_mask));
+    VLMQ_TRY(backend.zero_columns(W, dead_mask));
   }
 
+  // On the original column order, after the dead fix (§2(e)).
+  if (mode == GroupMode::kStatic) VLMQ_TRY(fit_groups(backend, W, o, ngroups, scales, zeros));
+
   std::vector<int32_t> perm;
-  if (o.act_order) perm = act_order_permutation(diag);
+  MatI order;
+  if (o.act_order) {
+    perm = act_order_permutation(diag);
+    VLMQ_TRY(scratch.upload(perm, &order));
+  }
   auto processing_order = [&](MatF dst, MatF src) {
-    return perm.empty() ? backend.copy(dst, src) : backend.gather_symmetric(dst, src, perm.data());
+    return perm.empty() ? backend.copy(dst, src) : backend.gather_symmetric(dst, src, order);
   };
   if (!perm.empty()) {
-    VLMQ_TRY(backend.gather_columns(W, W, perm.data()));
+    VLMQ_TRY(backend.gather_columns(W, W, order));
     std::vector<float> d(n);
     std::vector<uint8_t> k(n);
     for (int64_t j = 0; j < n; j++) d[j] = diag[perm[j]], k[j] = dead[perm[j]];
     diag.swap(d);
     dead.swap(k);
+    if (result->dead_columns > 0) VLMQ_TRY(scratch.upload(dead, &dead_mask));
   }
   Buffer H_buffer, D_buffer;
   VLMQ_TRY(alloc_matrix(backend, &H_buffer, n, n, BufferUsage::kStatistics));
   const MatF H = H_buffer.matrix(n, n);
   VLMQ_TRY(processing_order(H, H_in));
-  VLMQ_TRY(backend.set_diagonal(H, diag.data()));
+  MatF diagonal;
+  VLMQ_TRY(scratch.upload(diag, &diagonal));
+  VLMQ_TRY(backend.set_diagonal(H, diagonal));
   MatF D;
   if (gptaq) {
     VLMQ_TRY(alloc_matrix(backend, &D_buffer, n, n, BufferUsage::kStatistics));
     D = D_buffer.matrix(n, n);
     VLMQ_TRY(processing_order(D, input.dXXT));
-    if (result->dead_columns > 0) VLMQ_TRY(backend.zero_columns(D, dead.data()));
+    if (result->dead_columns > 0) VLMQ_TRY(backend.zero_columns(D, dead_mask));
   }
   result->seconds_prepare = seconds_since(t0);
 
@@ -236,7 +261,7 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   if (factored.code() == Code::kNotPositiveDefinite) {
     // Every damping failed: quantize this module by RTN and say so (never silently).
     result->fallback_rtn = true;
-    VLMQ_TRY(backend.convert_rows(W_buffer.matrix(m, n), input.W, nullptr));
+    VLMQ_TRY(backend.convert_rows(W_buffer.matrix(m, n), input.W, MatF{}));
     const auto t2 = Clock::now();
     VLMQ_TRY(rtn(backend, W_buffer.matrix(m, n), o, result));
     result->seconds_sweep = seconds_since(t2);
@@ -250,19 +275,20 @@ Status quantize_linear(Backend& backend, const LinearInput& input, const LinearO
   s.U = U;
   s.mode = mode;
   s.group_size = g;
-  s.perm = perm.empty() ? nullptr : perm.data();
+  s.perm = order;
   s.scales = scales;
   s.zeros = zeros;
-  s.ngroups = ngroups;
   s.Q = out.Q.matrix(m, n);
-  s.codes = out.codes.as<uint8_t>();
+  s.codes = out.codes.mat<uint8_t>(m, n);
   VLMQ_TRY(gptaq ? gptaq_quantize(backend, s, D, o, control, &result->loss, &result->seconds_correction)
                  : gptq_quantize(backend, s, o, control, &result->loss));
   if (!perm.empty()) {  // the sweep wrote in processing order: put the columns back in place
     std::vector<int32_t> inverse(n);
     for (int64_t j = 0; j < n; j++) inverse[perm[j]] = static_cast<int32_t>(j);
-    VLMQ_TRY(backend.gather_columns(s.Q, s.Q, inverse.data()));
-    VLMQ_TRY(backend.gather_columns_u8(s.codes, s.codes, m, n, inverse.data()));
+    MatI back;
+    VLMQ_TRY(scratch.upload(inverse, &back));
+    VLMQ_TRY(backend.gather_columns(s.Q, s.Q, back));
+    VLMQ_TRY(backend.gather_columns_u8(s.codes, s.codes, back));
   }
   result->seconds_sweep = seconds_since(t2);
   std::vector<int32_t> g_idx = group_index(n, g, perm, o.static_groups);

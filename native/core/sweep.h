@@ -10,17 +10,16 @@ struct SweepState {
   MatF U;                  // [n, n] inverse factor (upper)
   GroupMode mode = GroupMode::kPerChannel;
   int64_t group_size = -1;
-  const int32_t* perm = nullptr;  // act-order permutation or null
-  float* scales = nullptr;        // [m, ngroups]
-  float* zeros = nullptr;
-  int64_t ngroups = 1;
+  MatI perm;               // [1, n] act-order permutation, or empty
+  MatF scales;             // [m, ngroups]
+  MatF zeros;
   MatF Q;                  // [m, n] out, processing order
-  uint8_t* codes = nullptr;  // [m, n] out, processing order
+  MatU8 codes;             // [m, n] out, processing order
 };
 
-// GPTQ's blocked column sweep (algorithm.md §2(c)). With P (GPTAQ, §3(d)) every update also
+// GPTQ's blocked column sweep (algorithm.md §2(c)). With a non-empty P (GPTAQ, §3(d)) every update also
 // carries the asymmetric term. Returns the reference loss estimate Σ (w − q)² / d² / 2.
-Status column_sweep(Backend& backend, const SweepState& s, const MatF* P, const LinearOptions& options,
+Status column_sweep(Backend& backend, const SweepState& s, MatF P, const LinearOptions& options,
                     const RunControl& control, double* loss);
 
 Status gptq_quantize(Backend& backend, const SweepState& s, const LinearOptions& options,

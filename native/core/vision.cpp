@@ -22,7 +22,7 @@ bool is_qwen(const VisionDims& d) { return d.kind != VisionKind::kSiglip; }
 
 // Tensors are looked up only after vision_missing() found none missing.
 MatF weight(const VisionWeights& w, const std::string& name) { return w.tensors.at(name).matrix(); }
-const float* vec(const VisionWeights& w, const std::string& name) { return w.tensors.at(name).data.as<float>(); }
+MatF vec(const VisionWeights& w, const std::string& name) { return w.tensors.at(name).data.vec<float>(w.tensors.at(name).cols); }
 
 // y = x · W[name.weight]ᵀ + W[name.bias]  (nn.Linear)
 Status linear(Backend& b, const VisionWeights& w, const std::string& name, MatF x, MatF y) {
@@ -92,7 +92,7 @@ struct BlockBuffers {
 // x ← x + proj(attention(rope(qkv(norm1(x))))), then x ← x + mlp(norm2(x))
 // (Qwen2VLVisionBlock / Qwen2_5_VLVisionBlock); attention is bidirectional within `segments`.
 Status qwen_block(Backend& b, const VisionDims& d, const VisionWeights& w, int64_t j, MatF x,
-                  const std::vector<int32_t>& segments, MatF cos, MatF sin, const BlockBuffers& t) {
+                  MatI segments, MatF cos, MatF sin, const BlockBuffers& t) {
   const std::string p = "blocks." + str(j);
   const int64_t N = x.rows, W = d.width;
   VLMQ_TRY(norm(b, d, w, p + ".norm1", x, t.normed));
@@ -100,8 +100,7 @@ Status qwen_block(Backend& b, const VisionDims& d, const VisionWeights& w, int64
   const MatF q = t.qkv.block(0, 0, N, W), k = t.qkv.block(0, W, N, W), v = t.qkv.block(0, 2 * W, N, W);
   VLMQ_TRY(b.rope(q, d.head_dim(), cos, sin, false));
   VLMQ_TRY(b.rope(k, d.head_dim(), cos, sin, false));
-  const int64_t nseg = static_cast<int64_t>(segments.size()) - 1;
-  VLMQ_TRY(b.attention(q, k, v, segments.data(), nseg, d.heads, d.heads, /*causal=*/false, t.attn));
+  VLMQ_TRY(b.attention(q, k, v, segments, d.heads, d.heads, /*causal=*/false, t.attn));
   VLMQ_TRY(linear(b, w, p + ".attn.proj", t.attn, t.o));
   VLMQ_TRY(b.axpby(x, 1.0f, t.o, x));
 
@@ -208,7 +207,7 @@ Status set_vision_tensor(Backend& backend, const VisionDims& dims, VisionWeights
     VLMQ_TRY(alloc_matrix(backend, &tensor.data, spec.rows, spec.cols, BufferUsage::kWeights));
     tensor.rows = spec.rows;
     tensor.cols = spec.cols;
-    VLMQ_TRY(backend.convert_rows(tensor.matrix(), value, nullptr));
+    VLMQ_TRY(backend.convert_rows(tensor.matrix(), value, MatF{}));
     w.tensors[name] = std::move(tensor);
     return Status::Ok();
   }
@@ -294,14 +293,19 @@ Status qwen_vision_forward(Backend& b, const VisionDims& d, const VisionWeights&
     std::vector<int32_t> order(static_cast<size_t>(N));
     for (int64_t i = 0; i < N; i++) order[i] = static_cast<int32_t>(window_index[i / unit] * unit + i % unit);
     MatF reordered;
+    MatI rows;
     VLMQ_TRY(s.make(N, W, &reordered));
-    VLMQ_TRY(b.gather_rows(reordered, x, order.data()));
+    VLMQ_TRY(s.upload(order, &rows));
+    VLMQ_TRY(b.gather_rows(reordered, x, rows));
     x = reordered;
     std::vector<int32_t> r(row), c(col);
     for (int64_t i = 0; i < N; i++) row[i] = r[order[i]], col[i] = c[order[i]];
   }
   MatF cos, sin;
   VLMQ_TRY(rotary_tables(s, d, row, col, &cos, &sin));
+  MatI frame_segments, window_segments;
+  VLMQ_TRY(s.upload(frames, &frame_segments));
+  if (d.kind == VisionKind::kQwen25VL) VLMQ_TRY(s.upload(windows, &window_segments));
 
   BlockBuffers t;
   VLMQ_TRY(s.make(N, W, &t.normed));
@@ -315,7 +319,7 @@ Status qwen_vision_forward(Backend& b, const VisionDims& d, const VisionWeights&
   }
   for (int64_t j = 0; j < d.depth; j++) {
     const bool windowed = d.kind == VisionKind::kQwen25VL && std::find(d.fullatt.begin(), d.fullatt.end(), j) == d.fullatt.end();
-    VLMQ_TRY(qwen_block(b, d, w, j, x, windowed ? windows : frames, cos, sin, t));
+    VLMQ_TRY(qwen_block(b, d, w, j, x, windowed ? window_segments : frame_segments, cos, sin, t));
   }
 
   // PatchMerger: ln_q, each merge group of `unit` consecutive rows as one vector, mlp.0 → GELU → mlp.2.
@@ -333,17 +337,21 @@ Status qwen_vision_forward(Backend& b, const VisionDims& d, const VisionWeights&
   VLMQ_TRY(linear(b, w, "merger.mlp.2", hidden, merged));
   std::vector<int32_t> inverse(static_cast<size_t>(tokens));
   for (int64_t g = 0; g < tokens; g++) inverse[window_index[g]] = static_cast<int32_t>(g);
-  return b.gather_rows(out, merged, inverse.data());
+  MatI raster;
+  VLMQ_TRY(s.upload(inverse, &raster));
+  return b.gather_rows(out, merged, raster);
 }
 
-Status siglip_forward(Backend& b, const VisionDims& d, const VisionWeights& w, const float* views, int64_t n, int64_t size,
-                      MatF out) {
+Status siglip_forward(Backend& b, const VisionDims& d, const VisionWeights& w, MatF views, int64_t size, MatF out) {
   VLMQ_TRY(check_vision_dims(d));
   if (d.kind != VisionKind::kSiglip) return InvalidArgument("siglip_forward: the tower is not a SigLIP tower");
   const std::string missing = vision_missing(d, w);
   if (!missing.empty()) return InvalidArgument("the vision tower is missing " + missing);
   const int64_t L = d.positions(), W = d.width, I = d.intermediate;
-  if (!views || n < 1) return InvalidArgument("siglip_forward: at least one view is required");
+  const int64_t n = views.rows;
+  if (views.empty() || n < 1) return InvalidArgument("siglip_forward: at least one view is required");
+  if (views.cols != d.channels * size * size)
+    return InvalidArgument("siglip_forward: views must be [n, " + str(d.channels) + " · " + str(size) + "²]");
   if (size < d.patch || (size / d.patch) * (size / d.patch) != L)
     return InvalidArgument("views of " + str(size) + " px give " + str(size / d.patch) + "² patches, but the position embedding has " +
                            str(L) + " rows");
@@ -356,7 +364,7 @@ Status siglip_forward(Backend& b, const VisionDims& d, const VisionWeights& w, c
   // plus the learned position embedding (the native resolution: no interpolation).
   MatF patches, x;
   VLMQ_TRY(s.make(T, d.channels * d.patch * d.patch, &patches));
-  VLMQ_TRY(b.unfold_patches(views, n, d.channels, size, d.patch, patches));
+  VLMQ_TRY(b.unfold_patches(views, d.channels, size, d.patch, patches));
   VLMQ_TRY(s.make(T, W, &x));
   VLMQ_TRY(linear(b, w, "embeddings.patch_embedding", patches, x));
   const MatF positions = weight(w, "embeddings.position_embedding.weight");
@@ -367,8 +375,10 @@ Status siglip_forward(Backend& b, const VisionDims& d, const VisionWeights& w, c
 
   // Encoder layers: x + out_proj(attention(q, k, v of layer_norm1(x))), x + fc2(act(fc1(layer_norm2(x)))),
   // each view attending to itself.
-  std::vector<int32_t> segments(static_cast<size_t>(n + 1));
-  for (int64_t v = 0; v <= n; v++) segments[v] = static_cast<int32_t>(v * L);
+  std::vector<int32_t> offsets(static_cast<size_t>(n + 1));
+  for (int64_t v = 0; v <= n; v++) offsets[v] = static_cast<int32_t>(v * L);
+  MatI segments;
+  VLMQ_TRY(s.upload(offsets, &segments));
   MatF normed, q, k, v, attn, o, hidden;
   for (MatF* m : {&normed, &q, &k, &v, &attn, &o}) VLMQ_TRY(s.make(T, W, m));
   VLMQ_TRY(s.make(T, I, &hidden));
@@ -378,7 +388,7 @@ Status siglip_forward(Backend& b, const VisionDims& d, const VisionWeights& w, c
     VLMQ_TRY(linear(b, w, p + ".self_attn.q_proj", normed, q));
     VLMQ_TRY(linear(b, w, p + ".self_attn.k_proj", normed, k));
     VLMQ_TRY(linear(b, w, p + ".self_attn.v_proj", normed, v));
-    VLMQ_TRY(b.attention(q, k, v, segments.data(), n, d.heads, d.heads, /*causal=*/false, attn));
+    VLMQ_TRY(b.attention(q, k, v, segments, d.heads, d.heads, /*causal=*/false, attn));
     VLMQ_TRY(linear(b, w, p + ".self_attn.out_proj", attn, o));
     VLMQ_TRY(b.axpby(x, 1.0f, o, x));
     VLMQ_TRY(norm(b, d, w, p + ".layer_norm2", x, normed));

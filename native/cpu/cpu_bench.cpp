@@ -11,6 +11,7 @@
 
 #include "vlmq/bench.h"
 #include "vlmq/core.h"
+#include "vlmq/devices.h"
 
 namespace vlmq {
 namespace {
@@ -102,8 +103,8 @@ Status cpu_benchmark(const BenchRequest& q, BenchResult* out) {
   }
   if (q.kernel == "chain-vlmq") {  // ours: one factorisation and one triangular inverse (2/3·n³)
     out->flops = 2.0 / 3.0 * n * n * n;
-    MatF Hm{const_cast<float*>(H.data()), n, n, n, DeviceKind::kHost};
-    MatF U{A.data(), n, n, n, DeviceKind::kHost};
+    MatF Hm{const_cast<float*>(H.data()), n, n, n, Device(DeviceKind::kHost)};
+    MatF U{A.data(), n, n, n, Device(DeviceKind::kHost)};
     DampingPolicy policy;
     policy.percdamp = 0.0f;
     DampingOutcome outcome;

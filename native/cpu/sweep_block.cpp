@@ -75,7 +75,7 @@ void sweep_tile(const SweepBlock& b, const Packed& packed, int64_t r0, int rows,
     // A block that starts inside a dynamic group continues with the parameters fitted at the
     // group's start in an earlier block (the reference's quantizer keeps them across blocks).
     const int64_t group = fixed ? 0 : dynamic ? b.i1 / b.group_size : -1;
-    if (group >= 0) scale[i] = b.scales[(r0 + i) * b.ngroups + group], zero[i] = b.zeros[(r0 + i) * b.ngroups + group];
+    if (group >= 0) scale[i] = b.scales.row(r0 + i)[group], zero[i] = b.zeros.row(r0 + i)[group];
   }
 
   for (int64_t t = 0; t < count; t++) {
@@ -85,12 +85,12 @@ void sweep_tile(const SweepBlock& b, const Packed& packed, int64_t r0, int rows,
       const int64_t group = col / b.group_size, len = std::min(b.group_size, n - col);
       for (int i = 0; i < rows; i++) {
         const QParams p = find_params(b.W.row(r0 + i) + col, len, b.grid);
-        scale[i] = b.scales[(r0 + i) * b.ngroups + group] = p.scale;
-        zero[i] = b.zeros[(r0 + i) * b.ngroups + group] = p.zero;
+        scale[i] = b.scales.row(r0 + i)[group] = p.scale;
+        zero[i] = b.zeros.row(r0 + i)[group] = p.zero;
       }
     } else if (!dynamic && !fixed) {
-      const int64_t group = (b.perm ? b.perm[col] : col) / b.group_size;
-      for (int i = 0; i < rows; i++) scale[i] = b.scales[(r0 + i) * b.ngroups + group], zero[i] = b.zeros[(r0 + i) * b.ngroups + group];
+      const int64_t group = (b.perm.empty() ? col : b.perm.data[col]) / b.group_size;
+      for (int i = 0; i < rows; i++) scale[i] = b.scales.row(r0 + i)[group], zero[i] = b.zeros.row(r0 + i)[group];
     }
 
     const float* u = packed.U + t * count;  // u[k] = U[col, i1 + k]
@@ -111,12 +111,12 @@ void sweep_tile(const SweepBlock& b, const Packed& packed, int64_t r0, int rows,
     for (int i = 0; i < rows; i++) {
       const int64_t r = r0 + i;
       b.Q.row(r)[col] = q[i];
-      b.codes[r * n + col] = static_cast<uint8_t>(code[i]);
+      b.codes.row(r)[col] = static_cast<uint8_t>(code[i]);
       b.E.row(r)[t] = e[i];
       if (packed.P) b.Psource.row(r)[t] = source[i];
     }
   }
-  for (int i = 0; i < rows; i++) b.row_loss[r0 + i] += loss[i];
+  for (int i = 0; i < rows; i++) b.row_loss.data[r0 + i] += loss[i];
 }
 
 void pack_block(const MatF& M, int64_t i1, int64_t count, std::vector<float>* out) {
@@ -127,15 +127,39 @@ void pack_block(const MatF& M, int64_t i1, int64_t count, std::vector<float>* ou
   }
 }
 
+// The operands of a block, checked against the sweep's shapes (backend.h, SweepBlock).
+Status check_block(const SweepBlock& b) {
+  const char* op = "sweep_block";
+  using cpu_checks::shape;
+  VLMQ_TRY(cpu_checks::on_host(op, b.W, b.U, b.P, b.perm, b.scales, b.zeros, b.Q, b.codes, b.E, b.Psource, b.row_loss));
+  const int64_t m = b.W.rows, n = b.W.cols, count = b.i2 - b.i1;
+  if (b.i1 < 0 || b.i2 > n || b.i1 >= b.i2) return InvalidArgument("sweep_block: bad column range");
+  if (b.mode != GroupMode::kPerChannel && b.group_size < 1) return InvalidArgument("sweep_block: groups need a positive group size");
+  const int64_t ngroups = b.mode == GroupMode::kPerChannel ? 1 : (n + b.group_size - 1) / b.group_size;
+  VLMQ_TRY(shape(op, "U", b.U, n, n));
+  if (!b.P.empty()) VLMQ_TRY(shape(op, "P", b.P, n, n));
+  if (!b.perm.empty()) VLMQ_TRY(cpu_checks::vector(op, "perm", b.perm, n));
+  if (b.mode == GroupMode::kStatic && !b.perm.empty())
+    for (int64_t j = 0; j < n; j++)
+      if (b.perm.data[j] < 0 || b.perm.data[j] >= n) return InvalidArgument("sweep_block: perm holds an index outside [0, n)");
+  VLMQ_TRY(shape(op, "scales", b.scales, m, ngroups));
+  VLMQ_TRY(shape(op, "zeros", b.zeros, m, ngroups));
+  VLMQ_TRY(shape(op, "Q", b.Q, m, n));
+  VLMQ_TRY(shape(op, "codes", b.codes, m, n));
+  VLMQ_TRY(shape(op, "E", b.E, m, count));
+  if (!b.P.empty()) VLMQ_TRY(shape(op, "Psource", b.Psource, m, count));
+  return cpu_checks::vector(op, "row_loss", b.row_loss, m);
+}
+
 }  // namespace
 
 Status CpuBackend::sweep_block(const SweepBlock& b) {
-  if (b.i1 < 0 || b.i2 > b.W.cols || b.i1 >= b.i2) return InvalidArgument("sweep_block: bad column range");
+  VLMQ_TRY(check_block(b));
   const int64_t count = b.i2 - b.i1;
   std::vector<float> U, P;
   pack_block(b.U, b.i1, count, &U);
-  if (b.P) pack_block(*b.P, b.i1, count, &P);
-  const Packed packed{U.data(), b.P ? P.data() : nullptr};
+  if (!b.P.empty()) pack_block(b.P, b.i1, count, &P);
+  const Packed packed{U.data(), b.P.empty() ? nullptr : P.data()};
   const int64_t tiles = (b.W.rows + kTile - 1) / kTile;
   auto body = [&](int64_t t0, int64_t t1) {
     TileBuffer w1(count);

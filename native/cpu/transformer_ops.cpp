@@ -34,8 +34,11 @@ Status attention_shape(const MatF& q, const MatF& k, const MatF& v, int64_t head
   return Status::Ok();
 }
 
-Status check_segments(const int32_t* segments, int64_t nseg, int64_t rows) {
-  if (nseg < 1 || segments[0] != 0 || segments[nseg] != rows) return InvalidArgument("attention: segments must run from 0 to the token count");
+Status check_segments(MatI offsets, int64_t rows) {
+  const int32_t* segments = offsets.data;
+  const int64_t nseg = offsets.cols - 1;
+  if (offsets.rows != 1 || nseg < 1 || !segments || segments[0] != 0 || segments[nseg] != rows)
+    return InvalidArgument("attention: segments must be [1, nseg + 1] offsets running from 0 to the token count");
   for (int64_t s = 0; s < nseg; s++)
     if (segments[s + 1] <= segments[s]) return InvalidArgument("attention: segments must be non-empty and increasing");
   return Status::Ok();
@@ -66,8 +69,11 @@ void attention_probabilities(const float* Q, int64_t ldq, const float* K, int64_
 
 }  // namespace
 
-Status CpuBackend::rms_norm(MatF x, const float* w, float eps, MatF y) {
+Status CpuBackend::rms_norm(MatF x, MatF weight, float eps, MatF y) {
+  VLMQ_TRY(cpu_checks::on_host("rms_norm", x, weight, y));
   VLMQ_TRY(same_shape(x, y, "rms_norm"));
+  VLMQ_TRY(cpu_checks::vector("rms_norm", "weight", weight, x.cols));
+  const float* w = weight.data;
   pool()->parallel_for(x.rows, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
       const float* in = x.row(i);
@@ -81,7 +87,10 @@ Status CpuBackend::rms_norm(MatF x, const float* w, float eps, MatF y) {
   return Status::Ok();
 }
 
-Status CpuBackend::add_row(MatF x, const float* v) {
+Status CpuBackend::add_row(MatF x, MatF vector) {
+  VLMQ_TRY(cpu_checks::on_host("add_row", x, vector));
+  VLMQ_TRY(cpu_checks::vector("add_row", "v", vector, x.cols));
+  const float* v = vector.data;
   pool()->parallel_for(x.rows, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
       float* row = x.row(i);
@@ -92,6 +101,7 @@ Status CpuBackend::add_row(MatF x, const float* v) {
 }
 
 Status CpuBackend::axpby(MatF a, float alpha, MatF b, MatF y) {
+  VLMQ_TRY(cpu_checks::on_host("axpby", a, b, y));
   VLMQ_TRY(same_shape(a, b, "axpby"));
   VLMQ_TRY(same_shape(a, y, "axpby"));
   pool()->parallel_for(a.rows, 16, [&](int64_t r0, int64_t r1) {
@@ -106,6 +116,7 @@ Status CpuBackend::axpby(MatF a, float alpha, MatF b, MatF y) {
 }
 
 Status CpuBackend::rope(MatF x, int64_t d, MatF cos, MatF sin, bool inverse) {
+  VLMQ_TRY(cpu_checks::on_host("rope", x, cos, sin));
   if (d <= 0 || d % 2 != 0 || x.cols % d != 0) return InvalidArgument("rope: head width must be even and divide the row");
   if (cos.rows != x.rows || cos.cols != d || sin.rows != x.rows || sin.cols != d) return InvalidArgument("rope: cos/sin must be [rows, head_dim]");
   const int64_t half = d / 2, heads = x.cols / d;
@@ -128,6 +139,7 @@ Status CpuBackend::rope(MatF x, int64_t d, MatF cos, MatF sin, bool inverse) {
 }
 
 Status CpuBackend::silu_mul(MatF gate, MatF up, MatF out) {
+  VLMQ_TRY(cpu_checks::on_host("silu_mul", gate, up, out));
   VLMQ_TRY(same_shape(gate, up, "silu_mul"));
   VLMQ_TRY(same_shape(gate, out, "silu_mul"));
   pool()->parallel_for(gate.rows, 8, [&](int64_t r0, int64_t r1) {
@@ -141,12 +153,14 @@ Status CpuBackend::silu_mul(MatF gate, MatF up, MatF out) {
   return Status::Ok();
 }
 
-Status CpuBackend::attention(MatF q, MatF k, MatF v, const int32_t* segments, int64_t nseg, int64_t heads, int64_t kv_heads,
-                             bool causal, MatF out) {
+Status CpuBackend::attention(MatF q, MatF k, MatF v, MatI offsets, int64_t heads, int64_t kv_heads, bool causal, MatF out) {
+  VLMQ_TRY(cpu_checks::on_host("attention", q, k, v, offsets, out));
   AttentionShape shape;
   VLMQ_TRY(attention_shape(q, k, v, heads, kv_heads, &shape));
   VLMQ_TRY(same_shape(q, out, "attention"));
-  VLMQ_TRY(check_segments(segments, nseg, q.rows));
+  VLMQ_TRY(check_segments(offsets, q.rows));
+  const int32_t* segments = offsets.data;
+  const int64_t nseg = offsets.cols - 1;
   const int64_t d = shape.d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   auto pool = this->pool();
@@ -166,15 +180,18 @@ Status CpuBackend::attention(MatF q, MatF k, MatF v, const int32_t* segments, in
   return Status::Ok();
 }
 
-Status CpuBackend::attention_backward(MatF q, MatF k, MatF v, MatF d_out, const int32_t* segments, int64_t nseg,
-                                      int64_t heads, int64_t kv_heads, MatF dq, MatF dk, MatF dv) {
+Status CpuBackend::attention_backward(MatF q, MatF k, MatF v, MatF d_out, MatI offsets, int64_t heads, int64_t kv_heads,
+                                      MatF dq, MatF dk, MatF dv) {
+  VLMQ_TRY(cpu_checks::on_host("attention_backward", q, k, v, d_out, offsets, dq, dk, dv));
   AttentionShape shape;
   VLMQ_TRY(attention_shape(q, k, v, heads, kv_heads, &shape));
   VLMQ_TRY(same_shape(q, d_out, "attention_backward"));
   VLMQ_TRY(same_shape(q, dq, "attention_backward"));
   VLMQ_TRY(same_shape(k, dk, "attention_backward"));
   VLMQ_TRY(same_shape(v, dv, "attention_backward"));
-  VLMQ_TRY(check_segments(segments, nseg, q.rows));
+  VLMQ_TRY(check_segments(offsets, q.rows));
+  const int32_t* segments = offsets.data;
+  const int64_t nseg = offsets.cols - 1;
   VLMQ_TRY(fill(dk, 0.0f));  // shared kv heads accumulate the gradients of their query heads
   VLMQ_TRY(fill(dv, 0.0f));
   const int64_t d = shape.d;
@@ -214,7 +231,10 @@ Status CpuBackend::attention_backward(MatF q, MatF k, MatF v, MatF d_out, const 
   return Status::Ok();
 }
 
-Status CpuBackend::row_norms(MatF x, bool l2, float* out) {
+Status CpuBackend::row_norms(MatF x, bool l2, MatF norms) {
+  VLMQ_TRY(cpu_checks::on_host("row_norms", x, norms));
+  VLMQ_TRY(cpu_checks::vector("row_norms", "out", norms, x.rows));
+  float* out = norms.data;
   pool()->parallel_for(x.rows, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
       const float* row = x.row(i);
@@ -228,18 +248,13 @@ Status CpuBackend::row_norms(MatF x, bool l2, float* out) {
 }
 
 Status CpuBackend::sum_squares(MatF x, double* out) {
+  VLMQ_TRY(cpu_checks::on_host("sum_squares", x));
   double total = 0;
   for (int64_t i = 0; i < x.rows; i++) {
     const float* row = x.row(i);
     for (int64_t j = 0; j < x.cols; j++) total += static_cast<double>(row[j]) * row[j];
   }
   *out = total;
-  return Status::Ok();
-}
-
-Status CpuBackend::upload(Buffer& dst, size_t offset, const float* host, size_t count) {
-  if ((offset + count) * sizeof(float) > dst.bytes()) return InvalidArgument("upload past the end of the buffer");
-  std::memcpy(dst.as<float>() + offset, host, count * sizeof(float));
   return Status::Ok();
 }
 

@@ -40,9 +40,13 @@ void apply(const MatF& x, const MatF& y, ThreadPool& pool) {
 
 }  // namespace
 
-Status CpuBackend::layer_norm(MatF x, const float* w, const float* b, float eps, MatF y) {
+Status CpuBackend::layer_norm(MatF x, MatF weight, MatF bias, float eps, MatF y) {
+  VLMQ_TRY(cpu_checks::on_host("layer_norm", x, weight, bias, y));
   VLMQ_TRY(same_shape(x, y, "layer_norm"));
-  if (!w || !b) return InvalidArgument("layer_norm: weight and bias are required");
+  VLMQ_TRY(cpu_checks::vector("layer_norm", "weight", weight, x.cols));
+  VLMQ_TRY(cpu_checks::vector("layer_norm", "bias", bias, x.cols));
+  const float* w = weight.data;
+  const float* b = bias.data;
   if (x.cols == 0) return Status::Ok();
   pool()->parallel_for(x.rows, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
@@ -62,6 +66,7 @@ Status CpuBackend::layer_norm(MatF x, const float* w, const float* b, float eps,
 }
 
 Status CpuBackend::activation(Activation act, MatF x, MatF y) {
+  VLMQ_TRY(cpu_checks::on_host("activation", x, y));
   VLMQ_TRY(same_shape(x, y, "activation"));
   auto pool = this->pool();
   switch (act) {
@@ -73,19 +78,25 @@ Status CpuBackend::activation(Activation act, MatF x, MatF y) {
   return InvalidArgument("activation: unknown activation");
 }
 
-Status CpuBackend::gather_rows(MatF dst, MatF src, const int32_t* index) {
+Status CpuBackend::gather_rows(MatF dst, MatF src, MatI index) {
+  VLMQ_TRY(cpu_checks::on_host("gather_rows", dst, src, index));
   if (dst.cols != src.cols) return InvalidArgument("gather_rows: dst and src must have the same columns");
   if (dst.rows > 0 && dst.data == src.data) return InvalidArgument("gather_rows: dst must not alias src");
+  VLMQ_TRY(cpu_checks::vector("gather_rows", "index", index, dst.rows));
+  const int32_t* rows = index.data;
   for (int64_t i = 0; i < dst.rows; i++)
-    if (index[i] < 0 || index[i] >= src.rows) return InvalidArgument("gather_rows: index " + std::to_string(index[i]) + " out of range");
+    if (rows[i] < 0 || rows[i] >= src.rows) return InvalidArgument("gather_rows: index " + std::to_string(rows[i]) + " out of range");
   pool()->parallel_for(dst.rows, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; i++) std::memcpy(dst.row(i), src.row(index[i]), static_cast<size_t>(src.cols) * sizeof(float));
+    for (int64_t i = r0; i < r1; i++) std::memcpy(dst.row(i), src.row(rows[i]), static_cast<size_t>(src.cols) * sizeof(float));
   });
   return Status::Ok();
 }
 
-Status CpuBackend::unfold_patches(const float* images, int64_t n, int64_t channels, int64_t size, int64_t patch, MatF out) {
-  if (n < 0 || channels <= 0 || patch <= 0 || size < patch) return InvalidArgument("unfold_patches: bad image or patch size");
+Status CpuBackend::unfold_patches(MatF images, int64_t channels, int64_t size, int64_t patch, MatF out) {
+  VLMQ_TRY(cpu_checks::on_host("unfold_patches", images, out));
+  const int64_t n = images.rows;
+  if (channels <= 0 || patch <= 0 || size < patch) return InvalidArgument("unfold_patches: bad image or patch size");
+  if (images.cols != channels * size * size) return InvalidArgument("unfold_patches: images must be [n, channels · size²]");
   const int64_t p = size / patch, per = p * p;
   if (out.rows != n * per || out.cols != channels * patch * patch)
     return InvalidArgument("unfold_patches: out must be [n · (size / patch)², channels · patch²]");
@@ -94,7 +105,7 @@ Status CpuBackend::unfold_patches(const float* images, int64_t n, int64_t channe
       const int64_t v = r / per, py = (r % per) / p, px = r % p;
       float* row = out.row(r);
       for (int64_t c = 0; c < channels; c++) {
-        const float* plane = images + (v * channels + c) * size * size;
+        const float* plane = images.row(v) + c * size * size;
         for (int64_t ky = 0; ky < patch; ky++) {
           const float* line = plane + (py * patch + ky) * size + px * patch;
           std::memcpy(row + (c * patch + ky) * patch, line, static_cast<size_t>(patch) * sizeof(float));

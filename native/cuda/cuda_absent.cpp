@@ -1,5 +1,5 @@
 // Builds without nvcc (binding.gyp, or cmake-js on a machine without the CUDA toolkit).
-#include "vlmq/backend.h"
+#include "vlmq/devices.h"
 
 namespace vlmq {
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "dyn/cuda_libraries.h"
-#include "vlmq/backend.h"
+#include "vlmq/devices.h"
 
 namespace vlmq {
 
@@ -31,6 +31,7 @@ CudaInfo cuda_info() {
     info.device_name = prop.name;
     info.device_name += " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
                         std::to_string(prop.totalGlobalMem >> 20) + " MiB)";
+    info.device_memory = prop.totalGlobalMem;
   }
   const cuda::LibraryProbe libs = cuda::probe_libraries();
   info.libraries = libs.summary;

@@ -45,7 +45,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cpu.Set("blas", blas.name);
   cpu.Set("blasCore", blas.core);
   cpu.Set("blasThreads", blas.threads);
-  cpu.Set("threads", cpu_backend().threads());
+  cpu.Set("threads", cpu_threads());
   cpu.Set("hardwareThreads", static_cast<double>(std::thread::hardware_concurrency()));
   out.Set("cpu", cpu);
 
@@ -66,7 +66,33 @@ void SetThreads(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber()) throw_invalid(info.Env(), "Expected a number for threads");
   const int n = info[0].As<Napi::Number>().Int32Value();
   if (n < 1 || n > 1024) throw_invalid(info.Env(), "Expected an integer in [1, 1024] for threads");
-  cpu_backend().set_threads(n);
+  set_cpu_threads(n);
+}
+
+// backends(): the registry (devices.h), one object per backend compiled in or known to the build.
+Napi::Value Backends(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<BackendInfo> all = list_backends();
+  Napi::Array out = Napi::Array::New(env, all.size());
+  for (size_t i = 0; i < all.size(); i++) {
+    const BackendInfo& b = all[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", b.name);
+    o.Set("kind", b.kind);
+    o.Set("compiled", b.compiled);
+    o.Set("usable", b.usable);
+    o.Set("reason", b.reason);
+    o.Set("deviceName", b.device_name);
+    o.Set("memoryBytes", static_cast<double>(b.memory_bytes));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+// resolveDevice(device): the registry name of the backend a device name selects ("auto" → "cpu"
+// or "cuda:N"); throws the reason when it is unknown or not usable.
+Napi::Value ResolveDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), get_backend(info.Env(), info[0]).name());
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -83,6 +109,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantizeLinear", Napi::Function::New<QuantizeLinear>(env, "quantizeLinear"));
   exports.Set("info", Napi::Function::New<Info>(env, "info"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
+  exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
+  exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));
   exports.Set("benchmark", Napi::Function::New<Benchmark>(env, "benchmark"));
   return exports;
 }

@@ -64,6 +64,18 @@ std::string get_string(Napi::Object obj, const char* key, const char* context) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+Backend& get_backend(Napi::Env env, Napi::Value device) {
+  std::string name = "auto";
+  if (!device.IsUndefined()) {
+    if (!device.IsString()) throw_invalid(env, "Expected a string for device");
+    name = device.As<Napi::String>().Utf8Value();
+  }
+  Backend* backend = nullptr;
+  const Status status = open_backend(name, &backend);
+  if (!status.ok()) throw make_error(env, status);
+  return *backend;
+}
+
 JsMatrix get_matrix(Napi::Env env, Napi::Value value, const char* name) {
   Napi::Object obj = get_object(env, value, name);
   const std::string dtype = get_string(obj, "dtype", name);
@@ -83,8 +95,8 @@ JsMatrix get_matrix(Napi::Env env, Napi::Value value, const char* name) {
   if (rows < 0 || cols < 0 || static_cast<size_t>(rows) * static_cast<size_t>(cols) != array.ElementLength())
     throw_invalid(env, std::string(name) + ": " + std::to_string(array.ElementLength()) + " elements do not make a [" +
                            std::to_string(rows) + ", " + std::to_string(cols) + "] matrix");
-  m.view.data = expected == napi_float32_array ? static_cast<const void*>(array.As<Napi::Float32Array>().Data())
-                                               : static_cast<const void*>(array.As<Napi::Uint16Array>().Data());
+  m.view.data = expected == napi_float32_array ? static_cast<void*>(array.As<Napi::Float32Array>().Data())
+                                               : static_cast<void*>(array.As<Napi::Uint16Array>().Data());
   m.view.rows = rows;
   m.view.cols = cols;
   m.view.ld = cols;

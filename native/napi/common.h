@@ -7,6 +7,7 @@
 #include <string>
 
 #include "vlmq/core.h"
+#include "vlmq/devices.h"
 
 namespace vlmq::napi {
 
@@ -20,6 +21,10 @@ double get_number(Napi::Object obj, const char* key, const char* context);
 int64_t get_integer(Napi::Object obj, const char* key, const char* context);
 bool get_bool(Napi::Object obj, const char* key, const char* context);
 std::string get_string(Napi::Object obj, const char* key, const char* context);
+
+// The backend a device name ("auto", "cpu", "cuda", "cuda:N") selects; undefined means "auto".
+// Throws the registry's reason when the device is unknown or not usable.
+Backend& get_backend(Napi::Env env, Napi::Value device);
 
 // A matrix passed from JS as { data: TypedArray, dtype, rows, cols }: the view points into the
 // TypedArray's memory (no copy) and `keep` holds the array alive until the job ends.
@@ -35,6 +40,17 @@ struct JsFloats {
   Napi::ObjectReference keep;
 };
 JsFloats get_floats(Napi::Env env, Napi::Value value, const char* name, size_t length, bool optional);
+
+// Runs `produce(view)` into a fresh [rows, cols] f32 matrix on `backend`, then moves it into
+// `out`: no copy on the CPU, a download from a device.
+template <class Produce>
+Status produce_result(Backend& backend, int64_t rows, int64_t cols, HostArray<float>* out, Produce produce) {
+  Buffer buffer;
+  MatF view;
+  VLMQ_TRY(alloc_mat<float>(backend, &buffer, rows, cols, BufferUsage::kResult, &view));
+  VLMQ_TRY(produce(view));
+  return to_host(std::move(buffer), static_cast<size_t>(rows * cols), out);
+}
 
 // Wrap host memory owned by `array` as an ArrayBuffer; ownership moves to JS (freed by the GC).
 // Copies instead on runtimes that forbid external buffers (Electron's V8 sandbox).

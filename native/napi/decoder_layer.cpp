@@ -81,14 +81,10 @@ JsTokens parse_tokens(Napi::Env env, const DecoderDims& dims, Napi::Value x, Nap
   return t;
 }
 
-MatF host_matrix(const float* data, int64_t rows, int64_t cols) { return {const_cast<float*>(data), rows, cols, cols, DeviceKind::kHost}; }
-
-HostArray<float> host_array(size_t count) {
-  HostArray<float> a;
-  a.data.reset(static_cast<float*>(std::malloc(std::max<size_t>(count, 1) * sizeof(float))));
-  if (!a.data) throw std::bad_alloc();
-  a.size = count;
-  return a;
+// Hidden states from JS on the layer's backend (no copy on the CPU); an empty view for null.
+Status stage_stream(Backend& backend, const float* data, int64_t rows, int64_t cols, Buffer* staging, MatF* out) {
+  if (!data) return *out = MatF{}, Status::Ok();
+  return to_backend(backend, host_mat(const_cast<float*>(data), rows, cols), staging, out);
 }
 
 }  // namespace
@@ -102,6 +98,7 @@ Napi::Function DecoderLayerWrap::Define(Napi::Env env) {
 DecoderLayerWrap::DecoderLayerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DecoderLayerWrap>(info) {
   core_ = std::make_shared<LayerCore>();
   core_->dims = parse_dims(info.Env(), info[0]);
+  core_->backend = &get_backend(info.Env(), info[1]);
 }
 
 std::shared_ptr<LayerCore> DecoderLayerWrap::core(Napi::Env env) const {
@@ -112,9 +109,12 @@ std::shared_ptr<LayerCore> DecoderLayerWrap::core(Napi::Env env) const {
 // setTensor(name, matrix): Promise<void>
 Napi::Value DecoderLayerWrap::SetTensor(const Napi::CallbackInfo& info) {
   auto core = this->core(info.Env());
-  return queue_set_tensor(info, "vlmq:DecoderLayer.setTensor", [core](const std::string& name, const MatrixView& view) {
+  return queue_set_tensor(info, "vlmq:DecoderLayer.setTensor", [core](const std::string& name, const MatrixView& host) {
     std::lock_guard<std::mutex> lock(core->mutex);
-    return set_decoder_tensor(cpu_backend(), core->dims, core->weights, name, view);
+    Buffer staged;
+    MatrixView view;
+    VLMQ_TRY(to_backend(*core->backend, host, &staged, &view));
+    return set_decoder_tensor(*core->backend, core->dims, core->weights, name, view);
   });
 }
 
@@ -130,10 +130,14 @@ Napi::Value DecoderLayerWrap::Forward(const Napi::CallbackInfo& info) {
   const int64_t T = t.tokens;
   const TokenLayout layout = t.layout;
   auto job = [core, out, x, T, layout, stage, width] {
-    *out = host_array(static_cast<size_t>(T * width));
     std::lock_guard<std::mutex> lock(core->mutex);
-    return decoder_forward(cpu_backend(), core->dims, core->weights, host_matrix(x, T, core->dims.hidden), layout, stage,
-                           host_matrix(out->data.get(), T, width));
+    Backend& backend = *core->backend;
+    Buffer staged;
+    MatF in;
+    VLMQ_TRY(stage_stream(backend, x, T, core->dims.hidden, &staged, &in));
+    return produce_result(backend, T, width, out.get(), [&](MatF result) {
+      return decoder_forward(backend, core->dims, core->weights, in, layout, stage, result);
+    });
   };
   return queue_job(env, "vlmq:DecoderLayer.forward", job, float_result(out), Value(), {&t.x.keep, &t.positions, &t.segments});
 }
@@ -161,13 +165,17 @@ Napi::Value DecoderLayerWrap::Importance(const Napi::CallbackInfo& info) {
   const int64_t T = t.tokens;
   const TokenLayout layout = t.layout;
   auto job = [core, result, u, fp, ref, T, layout, l2] {
-    for (auto& g : result->g) g = host_array(static_cast<size_t>(T));
-    float* const g[4] = {result->g[0].data.get(), result->g[1].data.get(), result->g[2].data.get(), result->g[3].data.get()};
     std::lock_guard<std::mutex> lock(core->mutex);
+    Backend& backend = *core->backend;
     const int64_t H = core->dims.hidden;
-    const MatF none{};
-    return attention_importance(cpu_backend(), core->dims, core->weights, host_matrix(u, T, H), fp ? host_matrix(fp, T, H) : none,
-                                ref ? host_matrix(ref, T, H) : none, layout, l2, g, &result->loss);
+    Buffer staged[3], factors[4];
+    MatF streams[3], g[4];
+    const float* hosts[3] = {u, fp, ref};
+    for (int i = 0; i < 3; i++) VLMQ_TRY(stage_stream(backend, hosts[i], T, H, &staged[i], &streams[i]));
+    for (int i = 0; i < 4; i++) VLMQ_TRY(alloc_mat<float>(backend, &factors[i], 1, T, BufferUsage::kResult, &g[i]));
+    VLMQ_TRY(attention_importance(backend, core->dims, core->weights, streams[0], streams[1], streams[2], layout, l2, g, &result->loss));
+    for (int i = 0; i < 4; i++) VLMQ_TRY(to_host(std::move(factors[i]), static_cast<size_t>(T), &result->g[i]));
+    return Status::Ok();
   };
   auto build = [result, T](Napi::Env e) -> Napi::Value {
     Napi::Object out = Napi::Object::New(e);

@@ -28,7 +28,7 @@ Napi::Function HessianAccumulator::Define(Napi::Env env) {
                       InstanceAccessor<&HessianAccumulator::GetDisposed>("disposed")});
 }
 
-// new HessianAccumulator(n: number, crossTerm: boolean)
+// new HessianAccumulator(n: number, crossTerm: boolean, device?: string)
 HessianAccumulator::HessianAccumulator(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HessianAccumulator>(info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber() || !info[1].IsBoolean()) throw_invalid(env, "HessianAccumulator(n: number, crossTerm: boolean)");
@@ -37,8 +37,9 @@ HessianAccumulator::HessianAccumulator(const Napi::CallbackInfo& info) : Napi::O
     throw_invalid(env, "Expected an integer in [1, 1048576] for n");
   n_ = static_cast<int64_t>(n);
   cross_ = info[1].As<Napi::Boolean>().Value();
+  Backend& backend = get_backend(env, info[2]);
   core_ = std::make_shared<AccumulatorCore>();
-  Status status = hessian_init(cpu_backend(), n_, cross_, &core_->state);
+  Status status = hessian_init(backend, n_, cross_, &core_->state);
   if (!status.ok()) throw make_error(env, status);
   accounted_bytes_ = n_ * n_ * 4 * (cross_ ? 2 : 1);
   adjust_external_memory(env, accounted_bytes_);
@@ -75,10 +76,14 @@ Napi::Value HessianAccumulator::Add(const Napi::CallbackInfo& info) {
   batch.x_full = x_full.view;
   batch.weights = weights.data;
   batch.samples = samples;
-  auto job = [core, batch, cancel]() {
+  auto job = [core, batch, cancel]() mutable {
     std::lock_guard<std::mutex> lock(core->mutex);
     RunControl control;
     control.cancel = cancel.get();
+    Buffer staged_x, staged_full;  // the tokens on the accumulator's backend (no copy on the CPU)
+    Backend& backend = *core->state.backend;
+    VLMQ_TRY(to_backend(backend, batch.x, &staged_x, &batch.x));
+    if (batch.x_full.data) VLMQ_TRY(to_backend(backend, batch.x_full, &staged_full, &batch.x_full));
     Status status = hessian_add(core->state, batch, control);
     core->samples.store(core->state.samples);
     return status;

@@ -1,4 +1,4 @@
-// quantizeLinear(weight, statistics, options, cancel, onProgress): Promise<result>
+// quantizeLinear(weight, statistics, options, cancel, onProgress, device?): Promise<result>
 // The options object arrives complete and validated from lib/quant; it is re-checked cheaply
 // here and copied into LinearOptions (the baton) before the job is queued.
 #include "quantize_linear.h"
@@ -73,7 +73,7 @@ Statistics parse_statistics(Napi::Env env, Napi::Value value, int64_t n) {
   return s;
 }
 
-MatF host_matrix(const float* data, int64_t n) { return {const_cast<float*>(data), n, n, n, DeviceKind::kHost}; }
+MatF host_matrix(const float* data, int64_t n) { return host_mat(const_cast<float*>(data), n, n); }
 
 Napi::Value build_result(Napi::Env env, LinearResult& r) {
   Napi::Object out = Napi::Object::New(env);
@@ -125,6 +125,9 @@ Napi::Value QuantizeLinear(const Napi::CallbackInfo& info) {
   if (options.method == Method::kGptaq && !stats.dxxt.data && !(stats.accumulator && stats.accumulator->state.cross_term))
     throw_invalid(env, "gptaq needs the cross term dxxt (an accumulator created with crossTerm: true, or statistics.dxxt)");
 
+  Backend& backend = stats.accumulator ? *stats.accumulator->state.backend : get_backend(env, info[5]);
+  if (stats.accumulator && !info[5].IsUndefined() && &get_backend(env, info[5]) != &backend)
+    throw_invalid(env, std::string("device: the accumulator's statistics live on ") + backend.name());
   LinearInput input;
   input.W = weight.view;
   if (stats.hessian.data) input.H = host_matrix(stats.hessian.data, n);
@@ -133,11 +136,18 @@ Napi::Value QuantizeLinear(const Napi::CallbackInfo& info) {
   auto result = std::make_shared<LinearResult>();
   std::shared_ptr<AccumulatorCore> accumulator = stats.accumulator;
   std::function<void(int64_t, int64_t)> report = progress->as_function();
-  auto job = [input, options, cancel, report, result, accumulator]() mutable {
+  Backend* on = &backend;
+  auto job = [on, input, options, cancel, report, result, accumulator]() mutable {
     RunControl control;
     control.cancel = cancel.get();
     control.progress = report;
-    if (!accumulator) return quantize_linear(cpu_backend(), input, options, control, result.get());
+    Buffer staged_w, staged_h, staged_d;  // host inputs on the backend (no copy on the CPU)
+    VLMQ_TRY(to_backend(*on, input.W, &staged_w, &input.W));
+    if (!accumulator) {
+      if (input.H.data) VLMQ_TRY(to_backend(*on, input.H, &staged_h, &input.H));
+      if (input.dXXT.data) VLMQ_TRY(to_backend(*on, input.dXXT, &staged_d, &input.dXXT));
+      return quantize_linear(*on, input, options, control, result.get());
+    }
     std::lock_guard<std::mutex> lock(accumulator->mutex);
     const HessianState& s = accumulator->state;
     input.H = s.H.matrix(s.n, s.n);

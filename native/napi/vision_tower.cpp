@@ -79,14 +79,6 @@ int64_t checked_integer(Napi::Env env, Napi::Value value, const char* name, int6
   return static_cast<int64_t>(d);
 }
 
-HostArray<float> host_array(size_t count) {
-  HostArray<float> a;
-  a.data.reset(static_cast<float*>(std::malloc(std::max<size_t>(count, 1) * sizeof(float))));
-  if (!a.data) throw std::bad_alloc();
-  a.size = count;
-  return a;
-}
-
 Napi::Value to_int32_array(Napi::Env env, const std::vector<int32_t>& v) {
   Napi::Int32Array array = Napi::Int32Array::New(env, v.size());
   std::copy(v.begin(), v.end(), array.Data());
@@ -103,10 +95,11 @@ Napi::Function VisionTowerWrap::Define(Napi::Env env) {
                       InstanceMethod<&VisionTowerWrap::Dispose>("dispose")});
 }
 
-// new VisionTower(dims)
+// new VisionTower(dims, device?)
 VisionTowerWrap::VisionTowerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VisionTowerWrap>(info) {
   core_ = std::make_shared<VisionCore>();
   core_->dims = parse_dims(info.Env(), info[0]);
+  core_->backend = &get_backend(info.Env(), info[1]);
 }
 
 std::shared_ptr<VisionCore> VisionTowerWrap::core(Napi::Env env) const {
@@ -117,9 +110,12 @@ std::shared_ptr<VisionCore> VisionTowerWrap::core(Napi::Env env) const {
 // setTensor(name, matrix): Promise<void>
 Napi::Value VisionTowerWrap::SetTensor(const Napi::CallbackInfo& info) {
   auto core = this->core(info.Env());
-  return queue_set_tensor(info, "vlmq:VisionTower.setTensor", [core](const std::string& name, const MatrixView& view) {
+  return queue_set_tensor(info, "vlmq:VisionTower.setTensor", [core](const std::string& name, const MatrixView& host) {
     std::lock_guard<std::mutex> lock(core->mutex);
-    return set_vision_tensor(cpu_backend(), core->dims, core->weights, name, view);
+    Buffer staged;
+    MatrixView view;
+    VLMQ_TRY(to_backend(*core->backend, host, &staged, &view));
+    return set_vision_tensor(*core->backend, core->dims, core->weights, name, view);
   });
 }
 
@@ -139,11 +135,14 @@ Napi::Value VisionTowerWrap::Qwen(const Napi::CallbackInfo& info) {
   auto out = std::make_shared<HostArray<float>>();
   const float* x = pixels.data;
   auto job = [core, out, x, grids, images, N, F, tokens, H] {
-    *out = host_array(static_cast<size_t>(tokens * H));
     std::lock_guard<std::mutex> lock(core->mutex);
-    const MatF in{const_cast<float*>(x), N, F, F, DeviceKind::kHost};
-    const MatF result{out->data.get(), tokens, H, H, DeviceKind::kHost};
-    return qwen_vision_forward(cpu_backend(), core->dims, core->weights, in, grids->data(), images, result);
+    Backend& backend = *core->backend;
+    Buffer staged;
+    MatF in;
+    VLMQ_TRY(to_backend(backend, host_mat(const_cast<float*>(x), N, F), &staged, &in));
+    return produce_result(backend, tokens, H, out.get(), [&](MatF result) {
+      return qwen_vision_forward(backend, core->dims, core->weights, in, grids->data(), images, result);
+    });
   };
   return queue_job(env, "vlmq:VisionTower.qwen", job, float_result(out), Value(), {&pixels.keep});
 }
@@ -166,11 +165,16 @@ Napi::Value VisionTowerWrap::Siglip(const Napi::CallbackInfo& info) {
   const int64_t T = views * L, H = dims.out_hidden;
   auto out = std::make_shared<HostArray<float>>();
   const float* x = pixels.data;
-  auto job = [core, out, x, views, size, T, H] {
-    *out = host_array(static_cast<size_t>(T * H));
+  const int64_t pixels_per_view = static_cast<int64_t>(length) / views;
+  auto job = [core, out, x, views, pixels_per_view, size, T, H] {
     std::lock_guard<std::mutex> lock(core->mutex);
-    const MatF result{out->data.get(), T, H, H, DeviceKind::kHost};
-    return siglip_forward(cpu_backend(), core->dims, core->weights, x, views, size, result);
+    Backend& backend = *core->backend;
+    Buffer staged;
+    MatF in;
+    VLMQ_TRY(to_backend(backend, host_mat(const_cast<float*>(x), views, pixels_per_view), &staged, &in));
+    return produce_result(backend, T, H, out.get(), [&](MatF result) {
+      return siglip_forward(backend, core->dims, core->weights, in, size, result);
+    });
   };
   return queue_job(env, "vlmq:VisionTower.siglip", job, float_result(out), Value(), {&pixels.keep});
 }

@@ -12,6 +12,7 @@ namespace vlmq::napi {
 
 struct VisionCore {
   std::mutex mutex;  // one job at a time uses the weights
+  Backend* backend = nullptr;  // where the weights live, chosen at construction
   VisionDims dims;
   VisionWeights weights;
 };

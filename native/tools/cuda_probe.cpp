@@ -2,7 +2,7 @@
 // `cuda` block of `vlmq doctor`), for GPU machines without Node. Built by scripts/cuda-probe.sh.
 #include <cstdio>
 
-#include "vlmq/backend.h"
+#include "vlmq/devices.h"
 
 int main() {
   const vlmq::CudaInfo info = vlmq::cuda_info();

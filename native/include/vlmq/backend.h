@@ -1,14 +1,21 @@
 // The Backend contract: everything an algorithm in native/core may ask of a device. Algorithms
 // are written once against this interface; the CPU backend implements every primitive plainly
-// and is the oracle the CUDA backend is tested against. Matrices are row-major views (tensor.h)
-// that must live on the backend's device; passing memory of another device is an
-// InvalidArgument, never a crash. Unless a comment says otherwise, outputs must not alias inputs.
+// and is the oracle the CUDA backend is tested against.
+//
+// - Operands. Every operand a primitive touches is a view (tensor.h) of this backend's memory:
+//   matrices, index arrays (I32), masks and codes (U8), per-row parameters and vectors (one-row
+//   views). A view of another device, or of the wrong dtype or shape, is an InvalidArgument, never
+//   a crash. Unless a comment says otherwise, outputs must not alias inputs.
+// - Ordering. A backend is one device and one in-order queue: every primitive enqueues its work
+//   and returns; each sees the effects of the ones before it. Only results the host reads wait for
+//   the queue: download, count_nonfinite, max_asymmetry, sum_squares and cholesky_lower's failed
+//   minor. synchronize() waits for everything. The CPU backend runs each call at once.
+// - Memory. alloc hands out memory from the backend's own pool: freed buffers are kept and reused
+//   by later calls, so nothing reaches the system allocator on the hot path.
+// - Not here: thread counts, BLAS facts, device probes and the choice of a backend (devices.h).
 #pragma once
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
-#include <string>
 
 #include "vlmq/quant_math.h"
 #include "vlmq/status.h"
@@ -34,7 +41,7 @@ class Buffer {
   ~Buffer() { reset(); }
 
   void reset();
-  // Gives up ownership; the caller frees the memory with Backend::free_host (host buffers only).
+  // Gives up ownership of host memory, which the caller frees with std::free.
   void* release() {
     void* d = data_;
     data_ = nullptr;
@@ -45,8 +52,11 @@ class Buffer {
   size_t bytes() const { return bytes_; }
   BufferUsage usage() const { return usage_; }
   Backend* owner() const { return owner_; }
-  // A view of this buffer as a [rows, cols] f32 matrix (ld = cols).
-  MatF matrix(int64_t rows, int64_t cols) const;
+  // This buffer as a contiguous [rows, cols] matrix of T.
+  template <class T> Mat<T> mat(int64_t rows, int64_t cols) const;
+  MatF matrix(int64_t rows, int64_t cols) const { return mat<float>(rows, cols); }
+  // This buffer as a vector of n elements of T (a [1, n] matrix).
+  template <class T> Mat<T> vec(int64_t n) const { return mat<T>(1, n); }
 
  private:
   Backend* owner_ = nullptr;
@@ -69,23 +79,22 @@ enum class GroupMode : uint8_t {
 // W1 starts as a copy of W[r, i1:i2]; W itself is only read (dynamic group parameters are
 // fitted on W, which has all earlier blocks' updates but not this block's, as in the reference).
 struct SweepBlock {
-  MatF W;                 // [m, n] working weights, read-only here
-  MatF U;                 // [n, n] upper Cholesky factor of the damped inverse Hessian
-  const MatF* P = nullptr;  // [n, n] GPTAQ correction matrix, or null for GPTQ
+  MatF W;        // [m, n] working weights, read-only here
+  MatF U;        // [n, n] upper Cholesky factor of the damped inverse Hessian
+  MatF P;        // [n, n] GPTAQ correction matrix, or empty for GPTQ
   int64_t i1 = 0, i2 = 0;
   Grid grid;
   GroupMode mode = GroupMode::kPerChannel;
   int64_t group_size = -1;
-  const int32_t* perm = nullptr;  // act-order permutation (host), used by static groups
-  float* scales = nullptr;        // [m, ngroups] in/out (written for dynamic groups)
-  float* zeros = nullptr;         // [m, ngroups]
-  int64_t ngroups = 1;
-  MatF Q;                  // [m, n] out: dequantized values, processing column order
-  uint8_t* codes = nullptr;  // [m, n] out, row stride n, processing column order
-  MatF E;                  // [m, i2 − i1] out: scaled errors e for the lazy update
-  MatF Psource;            // [m, i2 − i1] out when P is given: the values multiplied by P later
+  MatI perm;     // [1, n] act-order permutation, used by static groups (empty: none)
+  MatF scales;   // [m, ngroups] in/out (written for dynamic groups)
+  MatF zeros;    // [m, ngroups]
+  MatF Q;        // [m, n] out: dequantized values, processing column order
+  MatU8 codes;   // [m, n] out, processing column order
+  MatF E;        // [m, i2 − i1] out: scaled errors e for the lazy update
+  MatF Psource;  // [m, i2 − i1] out when P is given: the values multiplied by P later
   bool psource_prequant = false;  // false: quantized q (reference); true: pre-quantization w
-  double* row_loss = nullptr;  // [m] in/out: Σ (w − q)² / d², accumulated
+  MatD row_loss;  // [1, m] in/out: Σ (w − q)² / d², accumulated
 };
 
 // Elementwise activations of the vision towers and projectors (transformers' ACT2FN names).
@@ -100,50 +109,56 @@ enum class Activation : uint8_t {
 class Backend {
  public:
   virtual ~Backend() = default;
+  // "cpu", "cuda:0", ...: the registry's name of this backend (devices.h).
   virtual const char* name() const = 0;
-  virtual DeviceKind device() const = 0;
+  virtual Device device() const = 0;
 
-  // --- memory -------------------------------------------------------------------------------
-  // Allocate `bytes` of device memory, 64-byte aligned; contents undefined.
+  // --- memory and the queue ------------------------------------------------------------------
+  // `bytes` of this backend's memory, 64-byte aligned, from its pool; contents undefined.
   virtual Status alloc(Buffer* out, size_t bytes, BufferUsage usage) = 0;
-  // Release memory returned by alloc (called by Buffer).
+  // Give memory returned by alloc back to the pool (called by Buffer).
   virtual void free(void* data, size_t bytes) = 0;
-  // Copy device memory into a host buffer of the same size.
-  virtual Status download(void* host, const Buffer& src, size_t bytes) = 0;
+  // dst ← dst.rows × dst.cols elements of dst.dtype from contiguous host memory.
+  virtual Status upload(MatrixView dst, const void* host) = 0;
+  // Contiguous host memory ← the elements of src (waits for the queue).
+  virtual Status download(void* host, MatrixView src) = 0;
+  // Waits until every primitive enqueued so far has finished.
+  virtual Status synchronize() = 0;
 
   // --- elementwise and data movement (f32 matrices unless noted) ----------------------------
-  // dst = convert(src) · row_scale[r] (row_scale: host, optional). src may be F32, F16 or BF16.
-  virtual Status convert_rows(MatF dst, MatrixView src, const float* row_scale) = 0;
+  // dst = convert(src) · row_scale[r] (row_scale: [1, rows], or empty). src: F32, F16 or BF16.
+  virtual Status convert_rows(MatF dst, MatrixView src, MatF row_scale) = 0;
   // dst = (convert(a) − convert(b)) · row_scale[r]; a, b of the same shape, any float dtype.
-  virtual Status subtract_rows(MatF dst, MatrixView a, MatrixView b, const float* row_scale) = 0;
-  // Number of NaN or infinite elements of a float matrix of any dtype, and the first one's index.
+  virtual Status subtract_rows(MatF dst, MatrixView a, MatrixView b, MatF row_scale) = 0;
+  // Number of NaN or infinite elements of a float matrix of any dtype, and the first one's
+  // row-major index (−1 if none). Waits for the queue.
   virtual Status count_nonfinite(MatrixView a, int64_t* count, int64_t* first) = 0;
   // dst[i, j] = src[rows − 1 − i, cols − 1 − j] (turns H into J·H·J for square matrices).
-  // dst may be src (an in-place reversal).
+  // dst may be src (an in-place reversal) when it is contiguous.
   virtual Status reverse(MatF dst, MatF src) = 0;
-  // dst[:, j] = src[:, perm[j]] (perm: host); dst may be src (permutes in place).
-  virtual Status gather_columns(MatF dst, MatF src, const int32_t* perm) = 0;
+  // dst[:, j] = src[:, perm[j]] (perm: [1, cols]); dst may be src (permutes in place).
+  virtual Status gather_columns(MatF dst, MatF src, MatI perm) = 0;
   // The same gather for u8 matrices (codes), also in place.
-  virtual Status gather_columns_u8(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t cols,
-                                   const int32_t* perm) = 0;
-  // dst[i, j] = src[perm[i], perm[j]] (perm: host).
-  virtual Status gather_symmetric(MatF dst, MatF src, const int32_t* perm) = 0;
-  // dst[i, :] = src[index[i], :] for i < dst.rows (index: host, each in [0, src.rows)); same
-  // column count. dst must not alias src. Permutes token rows (Qwen2.5-VL's windows and back).
-  virtual Status gather_rows(MatF dst, MatF src, const int32_t* index) = 0;
-  // Set columns j with mask[j] != 0 to zero (mask: host).
-  virtual Status zero_columns(MatF a, const uint8_t* mask) = 0;
-  // out[i] = a[i, i] (out: host).
-  virtual Status get_diagonal(MatF a, float* out) = 0;
-  // a[i, i] = values[i] (values: host).
-  virtual Status set_diagonal(MatF a, const float* values) = 0;
+  virtual Status gather_columns_u8(MatU8 dst, MatU8 src, MatI perm) = 0;
+  // dst[i, j] = src[perm[i], perm[j]] (perm: [1, n]).
+  virtual Status gather_symmetric(MatF dst, MatF src, MatI perm) = 0;
+  // dst[i, :] = src[index[i], :] for i < dst.rows (index: [1, dst.rows], each in [0, src.rows));
+  // same column count. Permutes token rows (Qwen2.5-VL's windows and back).
+  virtual Status gather_rows(MatF dst, MatF src, MatI index) = 0;
+  // Set columns j with mask[j] != 0 to zero (mask: [1, cols]).
+  virtual Status zero_columns(MatF a, MatU8 mask) = 0;
+  // out[i] = a[i, i] (out: [1, min(rows, cols)]).
+  virtual Status get_diagonal(MatF a, MatF out) = 0;
+  // a[i, i] = values[i] (values: [1, min(rows, cols)]).
+  virtual Status set_diagonal(MatF a, MatF values) = 0;
   // Zero the strictly lower (lower = true) or upper triangle; include_diagonal zeroes it too.
   virtual Status zero_triangle(MatF a, bool lower, bool include_diagonal) = 0;
   // Copy the lower triangle onto the upper one: a[i, j] = a[j, i] for j > i.
   virtual Status mirror_lower(MatF a) = 0;
   virtual Status copy(MatF dst, MatF src) = 0;
   virtual Status fill(MatF a, float value) = 0;
-  // The largest |a[i, j] − a[j, i]| relative to |a[i, j]| + |a[j, i]| + floor, and where it is.
+  // The largest |a[i, j] − a[j, i]| relative to |a[i, j]| + |a[j, i]| + floor, and where it is
+  // (i > j; 0, 0, 0 for a symmetric matrix). Waits for the queue.
   virtual Status max_asymmetry(MatF a, float floor, float* worst, int64_t* i, int64_t* j) = 0;
 
   // --- dense linear algebra ------------------------------------------------------------------
@@ -155,15 +170,17 @@ class Backend {
   virtual Status trmm_right_upper(bool trans, float alpha, MatF U, MatF B) = 0;
   // In place: the lower triangle of symmetric A becomes L with A = L·Lᵀ. On failure returns
   // kNotPositiveDefinite; *failed_minor (if given) is the 1-based order of the failing minor.
+  // Waits for the queue (the outcome is a host result).
   virtual Status cholesky_lower(MatF a, int64_t* failed_minor) = 0;
   // In place: lower-triangular L becomes L⁻¹ (the upper triangle is not touched).
   virtual Status invert_lower(MatF a) = 0;
 
   // --- transformer blocks (the decoder layer's forward and the attention block's backward) -----
-  // y[i, :] = x[i, :] · w / sqrt(mean(x[i, :]²) + eps), the mean in f32 (Qwen2 RMSNorm). y may be x.
-  virtual Status rms_norm(MatF x, const float* w, float eps, MatF y) = 0;
-  // x[i, :] += v for every row (a bias). v: backend memory, x.cols floats.
-  virtual Status add_row(MatF x, const float* v) = 0;
+  // y[i, :] = x[i, :] · w / sqrt(mean(x[i, :]²) + eps), the mean in f32 (Qwen2 RMSNorm); w:
+  // [1, x.cols]. y may be x.
+  virtual Status rms_norm(MatF x, MatF w, float eps, MatF y) = 0;
+  // x[i, :] += v for every row (a bias; v: [1, x.cols]).
+  virtual Status add_row(MatF x, MatF v) = 0;
   // y = a + alpha · b elementwise; y may alias a or b.
   virtual Status axpby(MatF a, float alpha, MatF b, MatF y) = 0;
   // Rotary embedding in place, rotate-half form, on each of the x.cols / d heads of width d:
@@ -173,74 +190,49 @@ class Backend {
   // out = silu(gate) ⊙ up.
   virtual Status silu_mul(MatF gate, MatF up, MatF out) = 0;
   // y[i, :] = (x[i, :] − mean) / sqrt(var + eps) · w + b, mean and (biased) variance of the row
-  // accumulated in double, the rest in f32 (torch.nn.LayerNorm). w, b: backend memory, x.cols
-  // floats. y may be x.
-  virtual Status layer_norm(MatF x, const float* w, const float* b, float eps, MatF y) = 0;
+  // accumulated in double, the rest in f32 (torch.nn.LayerNorm); w, b: [1, x.cols]. y may be x.
+  virtual Status layer_norm(MatF x, MatF w, MatF b, float eps, MatF y) = 0;
   // y = act(x) elementwise (Activation above, in f32). y may be x.
   virtual Status activation(Activation act, MatF x, MatF y) = 0;
-  // Softmax attention within each segment [segments[s], segments[s+1]) (host offsets, nseg + 1
-  // of them), scale 1/sqrt(d): causal (token i sees j ≤ i of its segment, the decoder) or
-  // bidirectional (every token of its segment, the vision towers). q/out [T, heads·d], k/v
-  // [T, kv_heads·d], any row strides (q, k, v may be column blocks of one fused matrix); query
-  // head h reads kv head h / (heads / kv_heads) (grouped-query attention).
-  virtual Status attention(MatF q, MatF k, MatF v, const int32_t* segments, int64_t nseg, int64_t heads, int64_t kv_heads,
-                           bool causal, MatF out) = 0;
+  // Softmax attention within each segment [segments[s], segments[s+1]) (segments: [1, nseg + 1]
+  // offsets from 0 to T, increasing), scale 1/sqrt(d): causal (token i sees j ≤ i of its segment,
+  // the decoder) or bidirectional (every token of its segment, the vision towers). q/out
+  // [T, heads·d], k/v [T, kv_heads·d], any row strides (q, k, v may be column blocks of one fused
+  // matrix); query head h reads kv head h / (heads / kv_heads) (grouped-query attention).
+  virtual Status attention(MatF q, MatF k, MatF v, MatI segments, int64_t heads, int64_t kv_heads, bool causal, MatF out) = 0;
   // The backward of causal attention: given d_out, writes dq, dk, dv (overwritten, GQA heads accumulated).
-  virtual Status attention_backward(MatF q, MatF k, MatF v, MatF d_out, const int32_t* segments, int64_t nseg,
-                                    int64_t heads, int64_t kv_heads, MatF dq, MatF dk, MatF dv) = 0;
-  // out[i] = mean_j |x[i, j]| (l2 = false) or sqrt(mean_j x[i, j]²) (host out, x.rows floats).
-  virtual Status row_norms(MatF x, bool l2, float* out) = 0;
-  // Σ x[i, j]² in double (host out).
+  virtual Status attention_backward(MatF q, MatF k, MatF v, MatF d_out, MatI segments, int64_t heads, int64_t kv_heads,
+                                    MatF dq, MatF dk, MatF dv) = 0;
+  // out[i] = mean_j |x[i, j]| (l2 = false) or sqrt(mean_j x[i, j]²) (out: [1, x.rows]).
+  virtual Status row_norms(MatF x, bool l2, MatF out) = 0;
+  // Σ x[i, j]² in double. Waits for the queue.
   virtual Status sum_squares(MatF x, double* out) = 0;
-  // Copy `count` floats from host memory into a backend buffer at float offset `offset`.
-  virtual Status upload(Buffer& dst, size_t offset, const float* host, size_t count) = 0;
   // The patches of a stride = kernel convolution (im2col without overlap or padding): images
-  // [n, channels, size, size] (backend memory, contiguous) → out [n · p², channels · patch²] with
-  // p = size / patch (floor; the last size − p·patch rows and columns are not covered, as with
-  // Conv2d without padding). Row v·p² + py·p + px is patch (py, px) of image v in raster order;
-  // column (c·patch + ky)·patch + kx, the order of a Conv2d weight [out, channels, patch, patch].
-  virtual Status unfold_patches(const float* images, int64_t n, int64_t channels, int64_t size, int64_t patch, MatF out) = 0;
+  // [n, channels · size · size] (each row one image, channel-major) → out [n · p², channels ·
+  // patch²] with p = size / patch (floor; the last size − p·patch rows and columns are not
+  // covered, as with Conv2d without padding). Row v·p² + py·p + px is patch (py, px) of image v
+  // in raster order; column (c·patch + ky)·patch + kx, the order of a Conv2d weight [out,
+  // channels, patch, patch].
+  virtual Status unfold_patches(MatF images, int64_t channels, int64_t size, int64_t patch, MatF out) = 0;
 
   // --- quantization kernels -----------------------------------------------------------------
-  // For each row r: (scales, zeros)[r · ld_params] = find_params(W[r, c0 : c0 + cols]).
-  virtual Status fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, float* scales,
-                            float* zeros, int64_t ld_params) = 0;
-  // Q[r, j] and codes[r, j] from the parameters of group g_idx[j] (round to nearest).
-  virtual Status quantize_groups(MatF W, const int32_t* g_idx, const float* scales, const float* zeros,
-                                 int64_t ngroups, const Grid& grid, MatF Q, uint8_t* codes) = 0;
+  // For each row r: (scales[r, 0], zeros[r, 0]) = find_params(W[r, c0 : c0 + cols]); scales and
+  // zeros are [W.rows, 1] views (a column of the [m, ngroups] parameter matrices).
+  virtual Status fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, MatF scales, MatF zeros) = 0;
+  // Q[r, j] and codes[r, j] from the parameters of group g_idx[j] (round to nearest); g_idx:
+  // [1, W.cols] in [0, ngroups); scales, zeros: [W.rows, ngroups].
+  virtual Status quantize_groups(MatF W, MatI g_idx, MatF scales, MatF zeros, const Grid& grid, MatF Q, MatU8 codes) = 0;
   virtual Status sweep_block(const SweepBlock& block) = 0;
-
-  // --- threads ------------------------------------------------------------------------------
-  virtual int threads() const = 0;
-  virtual void set_threads(int n) = 0;
 };
 
-// Allocate a [rows, cols] f32 matrix on `backend`.
+// A fresh contiguous [rows, cols] matrix of T on `backend`.
+template <class T>
+Status alloc_mat(Backend& backend, Buffer* out, int64_t rows, int64_t cols, BufferUsage usage, Mat<T>* view = nullptr);
 Status alloc_matrix(Backend& backend, Buffer* out, int64_t rows, int64_t cols, BufferUsage usage);
 
-// The process-wide CPU backend (always available).
-Backend& cpu_backend();
-
-// Facts about the CPU backend's BLAS for `vlmq doctor`.
-struct BlasInfo {
-  std::string name;     // e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ... Cooperlake"
-  std::string core;     // the kernel family OpenBLAS picked for this CPU
-  int threads = 1;
-};
-BlasInfo cpu_blas_info();
-
-// What the CUDA side of the binary can do on this machine, for `vlmq doctor` and device
-// selection. `compiled` is false in builds without nvcc (binding.gyp, or no toolkit).
-struct CudaInfo {
-  bool compiled = false;
-  bool usable = false;          // a device is present and the backend can run on it
-  std::string reason;           // why not usable (always set when usable is false)
-  int runtime_version = 0;      // e.g. 13000
-  int driver_version = 0;
-  int device_count = 0;
-  std::string device_name;      // device 0
-  std::string libraries;        // what the dynamic loader found (cuBLAS, cuSOLVER)
-};
-CudaInfo cuda_info();
+template <class T>
+Mat<T> Buffer::mat(int64_t rows, int64_t cols) const {
+  return {static_cast<T*>(data_), rows, cols, cols, owner_ ? owner_->device() : Device()};
+}
 
 }  // namespace vlmq

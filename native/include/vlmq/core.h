@@ -28,6 +28,17 @@ struct HostArray {
 template <class T>
 Status to_host(Buffer&& buffer, size_t count, HostArray<T>* out);
 
+// Contiguous host memory as an operand of `backend`: the memory itself when the backend runs on
+// the host (no copy), else a copy uploaded into `staging`.
+Status to_backend(Backend& backend, MatrixView host, Buffer* staging, MatrixView* out);
+template <class T>
+Status to_backend(Backend& backend, Mat<T> host, Buffer* staging, Mat<T>* out) {
+  MatrixView view;
+  VLMQ_TRY(to_backend(backend, host.view(), staging, &view));
+  *out = {static_cast<T*>(view.data), view.rows, view.cols, view.ld, view.device};
+  return Status::Ok();
+}
+
 // Cancellation and progress of a long-running call; both optional.
 struct RunControl {
   const std::atomic<bool>* cancel = nullptr;
@@ -48,8 +59,8 @@ struct HessianState {
 };
 
 struct TokenBatch {
-  MatrixView x;                    // [tokens, n] quantized-path inputs, F32/F16/BF16
-  MatrixView x_full;               // [tokens, n] full-precision inputs (data null: none)
+  MatrixView x;                    // [tokens, n] quantized-path inputs, F32/F16/BF16, on the backend
+  MatrixView x_full;               // [tokens, n] full-precision inputs (data null: none), on the backend
   const float* weights = nullptr;  // [tokens] per-token weights ≥ 0 (host), or null for 1
   double samples = 1;              // how many calibration samples this batch holds
 };
@@ -96,7 +107,7 @@ struct LinearOptions {
 };
 
 struct LinearInput {
-  MatrixView W;                 // [m, n] F32/F16/BF16
+  MatrixView W;                 // [m, n] F32/F16/BF16, on the backend
   MatF H;                       // [n, n] (not needed for RTN)
   bool H_lower_only = false;    // only the lower triangle is valid (an accumulator's H)
   MatF dXXT;                    // [n, n] for GPTAQ

@@ -60,10 +60,10 @@ Status decoder_forward(Backend& backend, const DecoderDims& dims, const DecoderL
 // VLMQ's importance factors for one batch: with B(h) = h + o_proj(attention(RMSNorm(h))) and the
 // loss L = Σ (B(u) − B(f))² (f constant), g_p[t] = mean_c |∂L/∂Z_p[t, c]| (or the root mean
 // square with l2) for the outputs Z_p of q_proj, k_proj, v_proj (before RoPE) and o_proj.
-// g[4] point to host arrays of T floats (q, k, v, o); *loss receives L. When `reference` has data it
+// g[4] are [1, T] vectors on the backend (q, k, v, o); *loss receives L. When `reference` has data it
 // is B(f) already computed (e.g. by the full-precision layer while this one holds probe weights),
 // and f is not used.
 Status attention_importance(Backend& backend, const DecoderDims& dims, const DecoderLayerWeights& w, MatF u, MatF f,
-                            MatF reference, const TokenLayout& tokens, bool l2, float* const g[4], double* loss);
+                            MatF reference, const TokenLayout& tokens, bool l2, const MatF g[4], double* loss);
 
 }  // namespace vlmq

@@ -83,10 +83,10 @@ Status qwen_window_index(const VisionDims& dims, const int32_t* grids, int64_t i
 Status qwen_vision_forward(Backend& backend, const VisionDims& dims, const VisionWeights& w, MatF pixels,
                            const int32_t* grids, int64_t images, MatF out);
 
-// LLaVA-OneVision: views [n, channels, size, size] (backend memory) with (size / patch)² equal to
-// the position embedding's rows → out [n · (size / patch)², out_hidden]: the output of encoder
-// layer `depth` (no post_layernorm), all positions, through linear_1 → head_act → linear_2.
-Status siglip_forward(Backend& backend, const VisionDims& dims, const VisionWeights& w, const float* views, int64_t n,
-                      int64_t size, MatF out);
+// LLaVA-OneVision: views [n, channels · size · size] (one image per row, channel-major) with
+// (size / patch)² equal to the position embedding's rows → out [n · (size / patch)², out_hidden]:
+// the output of encoder layer `depth` (no post_layernorm), all positions, through linear_1 →
+// head_act → linear_2.
+Status siglip_forward(Backend& backend, const VisionDims& dims, const VisionWeights& w, MatF views, int64_t size, MatF out);
 
 }  // namespace vlmq
