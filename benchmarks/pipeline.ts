@@ -6,7 +6,7 @@
 import { DecoderLayer, type PipelineEvent, quantize, syntheticSamples } from '../lib/index.js';
 import { describePhases } from '../lib/cli/run-log.js';
 import { type BundleSample } from '../lib/data/bundle.js';
-import { gather, packBatches } from '../lib/pipeline/batches.js';
+import { concatRows, packBatches } from '../lib/pipeline/batches.js';
 import { workspace } from './models.js';
 import { type BenchOptions, type Row, bestOf, secs } from './util.js';
 
@@ -44,7 +44,7 @@ async function forwardSeconds(model: Parameters<typeof DecoderLayer.load>[0], sa
   const layer = await DecoderLayer.load(model, 0);
   try {
     const batches = packBatches(samples.map((s) => s.positions), samples.map((s) => s.modality.length), 3, 4096);
-    const inputs = batches.map((b) => gather(b, b.samples.map((i) => samples[i].embeddings.data as Float32Array), model.config.text.hiddenSize));
+    const inputs = batches.map((b) => concatRows(b.samples.map((i) => samples[i].embeddings.data as Float32Array)));
     return await bestOf(repeats, async () => {
       for (const [k, b] of batches.entries()) await layer.forward(inputs[k], b);
     });

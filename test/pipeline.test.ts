@@ -134,13 +134,14 @@ t.test('activations spilled to disk, and other batchings, give the same result',
   const spilled = await codesOf(await run({ ...options, memory: 0 }, events));
   t.match(events[0], { type: 'start', spilledSamples: 2 * bundle.samples }, 'memory 0 spills both streams of every sample');
   t.ok(sameCodes(inMemory, spilled), 'identical codes with spilled streams');
+  // Streams are kept per batch: with one sample per batch, a budget of 3 samples keeps 3 batches.
   const partEvents: QuantizeEvent[] = [];
-  const partly = await codesOf(await run({ ...options, memory: 2 * 3 * bundle.tokens(0) * H * 4 }, partEvents));
-  t.match(partEvents[0], { type: 'start', spilledSamples: 2 * (bundle.samples - 3) }, 'a budget of 3 samples per stream keeps 3 in memory');
-  t.ok(sameCodes(inMemory, partly), 'identical codes with some samples in memory and some on disk');
+  const partly = await codesOf(await run({ ...options, batchTokens: 1, memory: 2 * 3 * bundle.tokens(0) * H * 4 }, partEvents));
+  t.match(partEvents[0], { type: 'start', spilledSamples: 2 * (bundle.samples - 3) }, 'a budget of 3 one-sample batches per stream keeps 3 in memory');
+  const single = await codesOf(await run({ ...options, batchTokens: 1 }));
+  t.ok(sameCodes(single, partly), 'identical codes with some batches in memory and some on disk');
 
   // one sample per batch vs all samples in one: the same statistics up to summation order
-  const single = await codesOf(await run({ ...options, batchTokens: 1 }));
   const one = await codesOf(await run({ ...options, batchTokens: 1 << 20 }));
   let same = 0, total = 0;
   for (const [k, codes] of single) {

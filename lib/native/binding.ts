@@ -21,7 +21,7 @@ export interface NativeHessianAccumulator {
   readonly crossTerm: boolean;
   readonly samples: number;
   readonly disposed: boolean;
-  add(x: NativeMatrix, xFull: NativeMatrix | null, tokenWeights: Float32Array | null, samples: number,
+  add(x: NativeMatrix | NativeTensor, xFull: NativeMatrix | NativeTensor | null, tokenWeights: Float32Array | null, samples: number,
     cancel: NativeCancelToken | null): Promise<void>;
   /** A copy of H (made symmetric) or, with cross = true, of the cross term. */
   read(cross: boolean): Promise<Float32Array>;
@@ -110,15 +110,20 @@ export interface NativeTokens {
   segments: Int32Array;
 }
 
+type Stream = Float32Array | NativeTensor;
+
 export interface NativeDecoderLayer {
   /** input_layernorm, post_attention_layernorm, q_proj … down_proj, q_proj.bias, k_proj.bias, v_proj.bias */
   setTensor(name: string, value: NativeMatrix): Promise<void>;
+  /** A Float32Array in, a Float32Array out; a Tensor in, a Tensor (on the layer's backend) out. */
   forward(x: Float32Array, tokens: NativeTokens, until: DecoderStage): Promise<Float32Array>;
+  forward(x: NativeTensor, tokens: NativeTokens, until: DecoderStage): Promise<NativeTensor>;
   /**
    * VLMQ factors of the attention block for the quantized stream u against the full-precision
-   * stream f — or against `reference` = B(f) computed elsewhere (then f is null).
+   * stream f — or against `reference` = B(f) computed elsewhere (then f is null). Streams are
+   * Float32Arrays or Tensors on the layer's backend.
    */
-  importance(u: Float32Array, f: Float32Array | null, tokens: NativeTokens, l2: boolean, reference: Float32Array | null): Promise<{ q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; loss: number }>;
+  importance(u: Stream, f: Stream | null, tokens: NativeTokens, l2: boolean, reference: Stream | null): Promise<{ q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; loss: number }>;
   dispose(): void;
 }
 
@@ -175,6 +180,18 @@ export interface NativeVisionTower {
 /** Baseline kernels timed natively for benchmarks/ (best of `repeats`). */
 export type BenchKernel = 'sgemm' | 'ssyrk' | 'sgemm-cross' | 'spotrf' | 'chain-reference' | 'chain-vlmq';
 
+/** An f32 matrix in a backend's memory (native/napi/tensor.h). */
+export interface NativeTensor {
+  readonly rows: number;
+  readonly cols: number;
+  /** The registry name of its backend; null once disposed. */
+  readonly device: string | null;
+  readonly disposed: boolean;
+  /** A host copy of the elements. */
+  read(): Promise<Float32Array>;
+  dispose(): void;
+}
+
 /** One entry of the native registry of backends (native/include/vlmq/devices.h). */
 export interface NativeBackendInfo {
   /** 'cpu', 'cuda' (no device), 'cuda:0', ... */
@@ -202,6 +219,8 @@ export interface BindingModule {
   resolveDevice(device: string): string;
   benchmark(kernel: BenchKernel, params: { m: number; n: number; k: number; repeats: number }): Promise<{ seconds: number; flops: number }>;
   CancelToken: new () => NativeCancelToken;
+  Tensor: abstract new (...args: never[]) => NativeTensor;
+  tensorFromHost(data: Float32Array, rows: number, cols: number, device?: string): Promise<NativeTensor>;
   HessianAccumulator: new (n: number, crossTerm: boolean, device?: string) => NativeHessianAccumulator;
   DecoderLayer: new (dims: NativeDecoderDims, device?: string) => NativeDecoderLayer;
   VisionTower: new (dims: NativeVisionDims, device?: string) => NativeVisionTower;

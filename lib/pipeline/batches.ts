@@ -12,34 +12,45 @@ export interface Batch extends PackedTokens {
 }
 
 /**
- * Batches of consecutive samples with at most `maxTokens` tokens (a longer sample is a batch of
- * its own). positions[i] holds sample i's ids: [T_i] or [3, T_i] component-major.
+ * Runs of consecutive samples [start, end) with at most `maxTokens` tokens in all (a longer sample
+ * is a run of its own): the batches' samples, known before any sample is read.
  */
-export function packBatches(positions: readonly Int32Array[], tokens: readonly number[], positionRows: 1 | 3, maxTokens: number): Batch[] {
-  const batches: Batch[] = [];
-  let start = 0, first = 0;
-  while (start < tokens.length) {
+export function batchRanges(tokens: readonly number[], maxTokens: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (let start = 0; start < tokens.length;) {
     let end = start + 1, total = tokens[start];
     while (end < tokens.length && total + tokens[end] <= maxTokens) total += tokens[end++];
+    ranges.push([start, end]);
+    start = end;
+  }
+  return ranges;
+}
+
+/**
+ * Batches of consecutive samples with at most `maxTokens` tokens (batchRanges).
+ * positions[i] holds sample i's ids: [T_i] or [3, T_i] component-major.
+ */
+export function packBatches(positions: readonly Int32Array[], tokens: readonly number[], positionRows: 1 | 3, maxTokens: number): Batch[] {
+  let first = 0;
+  return batchRanges(tokens, maxTokens).map(([start, end]) => {
     const samples = Array.from({ length: end - start }, (_, k) => start + k);
     const offsets: number[] = [];
-    let o = 0;
+    let total = 0;
     for (const s of samples) {
-      offsets.push(o);
-      o += tokens[s];
+      offsets.push(total);
+      total += tokens[s];
     }
-    batches.push({
+    const batch = {
       samples,
       offsets,
       firstToken: first,
       tokens: total,
       segments: Int32Array.from([...offsets, total]),
       positions: concatPositions(samples.map((s) => positions[s]), samples.map((s) => tokens[s]), positionRows),
-    });
+    };
     first += total;
-    start = end;
-  }
-  return batches;
+    return batch;
+  });
 }
 
 /** [rows, T] component-major arrays of several samples → one [rows, ΣT] array. */
@@ -56,18 +67,14 @@ function concatPositions(parts: Int32Array[], lengths: number[], rows: 1 | 3): I
   return out;
 }
 
-/** The rows of one batch gathered from per-sample arrays. */
-export function gather(batch: Batch, rows: Float32Array[], width: number): Float32Array {
+/** The rows of a batch's samples, one after the other (the first array itself when alone). */
+export function concatRows(rows: readonly Float32Array[]): Float32Array {
   if (rows.length === 1) return rows[0];
-  const out = new Float32Array(batch.tokens * width);
-  for (const [k, r] of rows.entries()) out.set(r, batch.offsets[k] * width);
+  const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let offset = 0;
+  for (const r of rows) {
+    out.set(r, offset);
+    offset += r.length;
+  }
   return out;
-}
-
-/** A batch's rows split back into its samples (views, no copies). */
-export function scatter(batch: Batch, data: Float32Array, width: number): Float32Array[] {
-  return batch.samples.map((_, k) => {
-    const end = k + 1 < batch.offsets.length ? batch.offsets[k + 1] : batch.tokens;
-    return data.subarray(batch.offsets[k] * width, end * width);
-  });
 }

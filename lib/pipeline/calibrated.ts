@@ -1,6 +1,8 @@
 // The calibrated layer loop (algorithm.md §1.1, §3(c), §4.4), shared by GPTQ, GPTAQ and VLMQ so
-// that they differ only where the papers say they do. Two streams per sample start from the same
-// embeddings: full precision F and quantized U. For each decoder layer:
+// that they differ only where the papers say they do. Two streams per batch of samples start from
+// the same embeddings: full precision F and quantized U, both kept on the device as tensors (the
+// layer's weights, both streams and each group's inputs stay there; JavaScript holds handles).
+// For each decoder layer:
 //   1. VLMQ: importance factors from one backward of the attention block (F vs U);
 //   2. the module groups [k,v,q] → [o] → [gate,up] → [down] in order: statistics of each group's
 //      input from U through the layer as quantized so far (GPTAQ and VLMQ-on-GPTAQ add the cross
@@ -15,11 +17,11 @@ import { type CalibrationBundle, MODALITY } from '../data/bundle.js';
 import type { Model } from '../models/model.js';
 import { MODULE_GROUPS } from '../models/decoder.js';
 import type { LinearName, LinearSpec } from '../models/types.js';
-import { type Batch, gather, packBatches, scatter } from './batches.js';
+import { type Batch, batchRanges, concatRows, packBatches } from './batches.js';
 import { DecoderLayer, type DecoderStage } from './decoder-layer.js';
 import { type ImportanceOptions, type ImportanceProjection, PROJECTION_OF, layerImportance } from './importance.js';
 import type { LayerStore } from './store.js';
-import { SampleStore } from './streams.js';
+import { BatchStream } from './streams.js';
 import { SPILL_FILES } from './work-dir.js';
 
 export type CalibratedMethod = 'gptq' | 'gptaq' | 'vlmq';
@@ -32,6 +34,8 @@ export interface LoopSettings {
   importance: ImportanceOptions;
   batchTokens: number;
   memoryBytes: number;
+  /** The registry name of the backend that runs the layers ('cpu', 'cuda:0', ...). */
+  device: string;
   spillDir: string;
   signal?: AbortSignal;
   onEvent?: (event: PipelineEvent) => void;
@@ -78,27 +82,36 @@ interface Run {
   s: LoopSettings;
 }
 
-type Streams = { full: SampleStore; quantized: SampleStore };
+export type Streams = { full: BatchStream; quantized: BatchStream };
 
 export async function calibratedLoop(model: Model, bundle: CalibrationBundle, store: LayerStore, s: LoopSettings): Promise<void> {
   const started = performance.now();
   const H = model.config.text.hiddenSize;
   const tokens = Array.from({ length: bundle.samples }, (_, i) => bundle.tokens(i));
+  const ranges = batchRanges(tokens, s.batchTokens);
+  const batchTokens = ranges.map(([start, end]) => tokens.slice(start, end).reduce((a, b) => a + b, 0));
   const positions: Int32Array[] = [];
   const modality = new Uint8Array(bundle.totalTokens);
-  const full = await SampleStore.create('F', tokens, H, s.memoryBytes / 2, join(s.spillDir, SPILL_FILES.full));
-  const quantized = await SampleStore.create('U', tokens, H, s.memoryBytes / 2, join(s.spillDir, SPILL_FILES.quantized));
+  const full = await BatchStream.create('F', batchTokens, H, s.memoryBytes / 2, join(s.spillDir, SPILL_FILES.full), s.device);
+  const quantized = await BatchStream.create('U', batchTokens, H, s.memoryBytes / 2, join(s.spillDir, SPILL_FILES.quantized), s.device);
   try {
-    for (let i = 0, first = 0; i < bundle.samples; first += tokens[i], i++) {
-      const sample = await bundle.read(i);
-      positions.push(sample.positions);
-      modality.set(sample.modality, first);
-      await full.set(i, sample.embeddings);
-      await quantized.set(i, sample.embeddings);
+    let first = 0;
+    for (const [b, [start, end]] of ranges.entries()) {
+      const rows: Float32Array[] = [];
+      for (let i = start; i < end; first += tokens[i], i++) {
+        const sample = await bundle.read(i);
+        positions.push(sample.positions);
+        modality.set(sample.modality, first);
+        rows.push(sample.embeddings);
+      }
+      const embeddings = concatRows(rows);
+      await full.initialize(b, embeddings);
+      await quantized.initialize(b, embeddings);
     }
     const run: Run = { model, store, batches: packBatches(positions, tokens, bundle.positionRows, s.batchTokens), streams: { full, quantized }, modality, s };
     const layers = model.config.text.numLayers;
-    s.onEvent?.({ type: 'start', method: s.method, base: s.base, layers, samples: bundle.samples, tokens: bundle.totalTokens, resumedLayers: store.completed, spilledSamples: full.spilled + quantized.spilled });
+    const spilledSamples = ranges.reduce((n, [start, end], b) => n + (end - start) * (Number(full.spilled(b)) + Number(quantized.spilled(b))), 0);
+    s.onEvent?.({ type: 'start', method: s.method, base: s.base, layers, samples: bundle.samples, tokens: bundle.totalTokens, resumedLayers: store.completed, spilledSamples });
     for (let layer = 0; layer < store.completed; layer++) {
       s.signal?.throwIfAborted();
       const t0 = performance.now();
@@ -116,22 +129,20 @@ export async function calibratedLoop(model: Model, bundle: CalibrationBundle, st
   }
 }
 
-const batchRows = (b: Batch, stream: SampleStore) => Promise.all(b.samples.map((i) => stream.get(i))).then((rows) => gather(b, rows, stream.hidden));
-
 /** Both streams through one layer: F with its full-precision weights, U with the quantized ones. */
 async function advance({ batches, streams }: Run, fp: DecoderLayer, q: DecoderLayer): Promise<void> {
-  for (const b of batches) {
-    const [u, f] = [await q.forward(await batchRows(b, streams.quantized), b), await fp.forward(await batchRows(b, streams.full), b)];
-    const H = streams.full.hidden;
-    for (const [k, rows] of scatter(b, u, H).entries()) await streams.quantized.set(b.samples[k], rows);
-    for (const [k, rows] of scatter(b, f, H).entries()) await streams.full.set(b.samples[k], rows);
+  for (const [i, b] of batches.entries()) {
+    const u = await streams.quantized.use(i, (x) => q.forward(x, b));
+    const f = await streams.full.use(i, (x) => fp.forward(x, b));
+    await streams.quantized.replace(i, u);
+    await streams.full.replace(i, f);
   }
 }
 
 /** A finished layer again, forward only: the streams continue exactly as the interrupted run left them. */
 async function replayLayer(run: Run, layer: number): Promise<void> {
-  const fp = await DecoderLayer.load(run.model, layer);
-  const q = await DecoderLayer.load(run.model, layer);
+  const fp = await DecoderLayer.load(run.model, layer, run.s.device);
+  const q = await DecoderLayer.load(run.model, layer, run.s.device);
   try {
     for (const linear of run.model.layerLinears(layer)) {
       const { dequantized } = await run.store.readLinear(linear);
@@ -148,8 +159,8 @@ async function quantizeLayer(run: Run, layer: number): Promise<void> {
   const { model, s } = run;
   const started = performance.now();
   const clock = new PhaseClock();
-  const fp = await DecoderLayer.load(model, layer);
-  const q = await DecoderLayer.load(model, layer);
+  const fp = await DecoderLayer.load(model, layer, s.device);
+  const q = await DecoderLayer.load(model, layer, s.device);
   try {
     const factors = s.method === 'vlmq' ? await clock.time('importance', () => importanceOf(run, layer, fp)) : null;
     const crossTerm = s.method === 'gptaq' || (s.method === 'vlmq' && s.base === 'gptaq');
@@ -185,7 +196,7 @@ async function quantizeLayer(run: Run, layer: number): Promise<void> {
 async function importanceOf({ model, batches, streams, modality, s }: Run, layer: number, fp: DecoderLayer) {
   const t0 = performance.now();
   const { bits, groupSize, sym, mse, fp32Scales, staticGroups } = s.linear;
-  const result = await layerImportance(model, layer, fp, batches, streams, batchRows, modality.length, s.importance, { bits, groupSize, sym, mse, fp32Scales, staticGroups });
+  const result = await layerImportance(model, layer, fp, batches, streams, modality.length, s.importance, { bits, groupSize, sym, mse, fp32Scales, staticGroups }, s.device);
   s.onEvent?.({ type: 'importance', layer, loss: result.loss, fallback: result.fallback, meanByModality: meanByModality(result.weights, modality), seconds: (performance.now() - t0) / 1000 });
   return result.weights;
 }
@@ -208,7 +219,7 @@ function meanByModality(weights: Record<ImportanceProjection, Float32Array>, mod
  * accumulator (all of a group unless VLMQ weights q, k and v differently).
  */
 async function groupStatistics(
-  { batches, streams }: Run,
+  { batches, streams, s }: Run,
   group: LinearSpec[],
   fp: DecoderLayer,
   q: DecoderLayer,
@@ -223,18 +234,23 @@ async function groupStatistics(
   const shared = new Map<Float32Array | null, HessianAccumulator>();
   for (const linear of group) {
     const w = weightsOf(linear.module);
-    if (!shared.has(w)) shared.set(w, new HessianAccumulator(n, { crossTerm }));
+    if (!shared.has(w)) shared.set(w, new HessianAccumulator(n, { crossTerm, device: s.device }));
     accumulators.set(linear.module, shared.get(w)!);
   }
-  for (const b of batches) {
-    const x = await clock.time('forward', async () => q.forward(await batchRows(b, streams.quantized), b, stage));
-    const xFull = crossTerm ? await clock.time('forward', async () => fp.forward(await batchRows(b, streams.full), b, stage)) : undefined;
-    await clock.time('statistics', async () => {
-      for (const [w, acc] of shared) {
-        const tokenWeights = w ? w.subarray(b.firstToken, b.firstToken + b.tokens) : undefined;
-        await acc.add(x, { xFull, tokenWeights, samples: b.samples.length });
-      }
-    });
+  for (const [i, b] of batches.entries()) {
+    const x = await clock.time('forward', () => streams.quantized.use(i, (rows) => q.forward(rows, b, stage)));
+    const xFull = crossTerm ? await clock.time('forward', () => streams.full.use(i, (rows) => fp.forward(rows, b, stage))) : undefined;
+    try {
+      await clock.time('statistics', async () => {
+        for (const [w, acc] of shared) {
+          const tokenWeights = w ? w.subarray(b.firstToken, b.firstToken + b.tokens) : undefined;
+          await acc.add(x, { xFull, tokenWeights, samples: b.samples.length });
+        }
+      });
+    } finally {
+      x.dispose();
+      xFull?.dispose();
+    }
   }
   return accumulators;
 }

@@ -4,8 +4,10 @@
 import { invalidParameterError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import type { LinearName, TextConfig } from '../models/types.js';
-import type { DecoderStage, NativeDecoderDims, NativeDecoderLayer, NativeTokens } from '../native/binding.js';
+import type { DecoderStage, NativeDecoderDims, NativeDecoderLayer, NativeTensor, NativeTokens } from '../native/binding.js';
+import { resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
+import { DeviceTensor } from '../quant/device-tensor.js';
 import { enqueue, runNative } from '../quant/jobs.js';
 import { toNativeMatrix } from '../quant/matrix.js';
 import type { Tensor } from '../tensor.js';
@@ -41,9 +43,9 @@ export function decoderDims(text: TextConfig): NativeDecoderDims {
 export class DecoderLayer implements Disposable {
   private constructor(readonly dims: NativeDecoderDims, private readonly native: NativeDecoderLayer) {}
 
-  /** Layer `index` of `model`, its tensors read from the checkpoint (BF16/F16/F32 → f32). */
-  static async load(model: Model, index: number): Promise<DecoderLayer> {
-    const layer = DecoderLayer.empty(decoderDims(model.config.text));
+  /** Layer `index` of `model` on `device`, its tensors read from the checkpoint (BF16/F16/F32 → f32). */
+  static async load(model: Model, index: number, device = 'auto'): Promise<DecoderLayer> {
+    const layer = DecoderLayer.empty(decoderDims(model.config.text), device);
     const prefix = `${model.architecture.languagePrefixes(model.layout).layers}.${index}`;
     await layer.set('input_layernorm', await model.readTensor(`${prefix}.input_layernorm.weight`));
     await layer.set('post_attention_layernorm', await model.readTensor(`${prefix}.post_attention_layernorm.weight`));
@@ -56,8 +58,8 @@ export class DecoderLayer implements Disposable {
   }
 
   /** A layer with no tensors yet (tests and synthetic models set them). */
-  static empty(dims: NativeDecoderDims): DecoderLayer {
-    return new DecoderLayer(dims, new (binding().DecoderLayer)(dims));
+  static empty(dims: NativeDecoderDims, device = 'auto'): DecoderLayer {
+    return new DecoderLayer(dims, new (binding().DecoderLayer)(dims, resolveDevice(device)));
   }
 
   /** Stores a tensor: a norm weight, a linear [out, in] or a q/k/v bias. */
@@ -72,10 +74,19 @@ export class DecoderLayer implements Disposable {
     return this.set(module, { dtype: 'F32', shape, data: weight });
   }
 
-  /** The hidden states x [T, hidden] through the layer, up to `until`. */
-  forward(x: Float32Array, tokens: PackedTokens, until: DecoderStage = 'output'): Promise<Float32Array> {
+  /**
+   * The hidden states x [T, hidden] through the layer, up to `until`: host memory in, host memory
+   * out; a DeviceTensor (on this layer's device) in, a DeviceTensor out.
+   */
+  forward(x: Float32Array, tokens: PackedTokens, until?: DecoderStage): Promise<Float32Array>;
+  forward(x: DeviceTensor, tokens: PackedTokens, until?: DecoderStage): Promise<DeviceTensor>;
+  forward(x: Float32Array | DeviceTensor, tokens: PackedTokens, until: DecoderStage = 'output'): Promise<Float32Array | DeviceTensor> {
     const callSite = new Error();
     checkTokens(x, tokens, this.dims);
+    if (x instanceof DeviceTensor) {
+      const input = x.native;
+      return enqueue(() => runNative(callSite, undefined, async () => new DeviceTensor(await this.native.forward(input, tokens, until))));
+    }
     return enqueue(() => runNative(callSite, undefined, () => this.native.forward(x, tokens, until)));
   }
 
@@ -84,11 +95,12 @@ export class DecoderLayer implements Disposable {
    * q/k/v/o_proj, with L = Σ (B(u) − B(f))² over the attention block B. `reference` replaces B(f)
    * when it was computed by another layer (the full-precision one, for a probe).
    */
-  importance(u: Float32Array, f: Float32Array | null, tokens: PackedTokens, options: { l2?: boolean; reference?: Float32Array } = {}): Promise<ImportanceResult> {
+  importance(u: Stream, f: Stream | null, tokens: PackedTokens, options: { l2?: boolean; reference?: Stream } = {}): Promise<ImportanceResult> {
     const callSite = new Error();
     checkTokens(u, tokens, this.dims);
     if (!f === !options.reference) throw invalidParameterError('importance', 'either f or options.reference', 'both or neither');
-    return enqueue(() => runNative(callSite, undefined, () => this.native.importance(u, f, tokens, options.l2 ?? false, options.reference ?? null)));
+    const [nu, nf, nr] = [u, f, options.reference ?? null].map(native);
+    return enqueue(() => runNative(callSite, undefined, () => this.native.importance(nu!, nf, tokens, options.l2 ?? false, nr)));
   }
 
   dispose(): void {
@@ -100,8 +112,18 @@ export class DecoderLayer implements Disposable {
   }
 }
 
-function checkTokens(x: Float32Array, tokens: PackedTokens, dims: NativeDecoderDims): void {
-  if (x.length !== tokens.tokens * dims.hidden) throw invalidParameterError('hidden states', `${tokens.tokens} × ${dims.hidden} floats`, x);
+/** Hidden states [T, hidden]: host memory, or a DeviceTensor on the layer's device. */
+export type Stream = Float32Array | DeviceTensor;
+
+function native(x: Stream | null): Float32Array | NativeTensor | null {
+  if (!(x instanceof DeviceTensor)) return x;
+  if (x.disposed) throw invalidParameterError('hidden states', 'a live DeviceTensor', 'a disposed one');
+  return x.native;
+}
+
+function checkTokens(x: Stream, tokens: PackedTokens, dims: NativeDecoderDims): void {
+  const length = x instanceof DeviceTensor ? (x.cols === dims.hidden ? x.rows * x.cols : -1) : x.length;
+  if (length !== tokens.tokens * dims.hidden) throw invalidParameterError('hidden states', `${tokens.tokens} × ${dims.hidden} floats`, x);
   const rows = dims.mropeSection ? 3 : 1;
   if (tokens.positions.length !== rows * tokens.tokens) throw invalidParameterError('positions', `${rows} × ${tokens.tokens} ids`, tokens.positions);
   const s = tokens.segments;

@@ -10,7 +10,7 @@ import type { Model } from '../models/model.js';
 import type { LinearName } from '../models/types.js';
 import type { Batch } from './batches.js';
 import { DecoderLayer } from './decoder-layer.js';
-import type { SampleStore } from './streams.js';
+import type { BatchStream } from './streams.js';
 
 export type ImportanceProjection = 'q' | 'k' | 'v' | 'o';
 export const IMPORTANCE_PROJECTIONS: readonly ImportanceProjection[] = ['q', 'k', 'v', 'o'];
@@ -33,20 +33,20 @@ export interface LayerImportance {
   fallback: 'uniform' | 'rtn-probe' | null;
 }
 
-type Gather = (batch: Batch, stream: SampleStore) => Promise<Float32Array>;
-
 export async function layerImportance(
   model: Model,
   layerIndex: number,
   fp: DecoderLayer,
   batches: readonly Batch[],
-  streams: { full: SampleStore; quantized: SampleStore },
-  gather: Gather,
+  streams: { full: BatchStream; quantized: BatchStream },
   totalTokens: number,
   options: ImportanceOptions,
   probeGrid: QuantizeLinearOptions,
+  device: string,
 ): Promise<LayerImportance> {
-  let result = await collect(batches, totalTokens, async (b) => fp.importance(await gather(b, streams.quantized), await gather(b, streams.full), b, { l2: options.norm === 'l2' }));
+  const l2 = options.norm === 'l2';
+  let result = await collect(batches, totalTokens, (b, i) =>
+    streams.quantized.use(i, (u) => streams.full.use(i, (f) => fp.importance(u, f, b, { l2 }))));
   let fallback: LayerImportance['fallback'] = null;
   if (!(result.loss > 0)) {
     fallback = options.fallback;
@@ -54,11 +54,11 @@ export async function layerImportance(
       const ones = () => new Float32Array(totalTokens).fill(1);
       return { weights: { q: ones(), k: ones(), v: ones(), o: ones() }, loss: 0, fallback };
     }
-    const probe = await rtnProbe(model, layerIndex, probeGrid);
+    const probe = await rtnProbe(model, layerIndex, probeGrid, device);
     try {
-      result = await collect(batches, totalTokens, async (b) => {
-        const reference = await fp.forward(await gather(b, streams.full), b, 'attention-output');
-        return probe.importance(await gather(b, streams.quantized), null, b, { l2: options.norm === 'l2', reference });
+      result = await collect(batches, totalTokens, async (b, i) => {
+        using reference = await streams.full.use(i, (f) => fp.forward(f, b, 'attention-output'));
+        return await streams.quantized.use(i, (u) => probe.importance(u, null, b, { l2, reference }));
       });
     } finally {
       probe.dispose();
@@ -69,11 +69,11 @@ export async function layerImportance(
   return { weights, loss: result.loss, fallback };
 }
 
-async function collect(batches: readonly Batch[], total: number, compute: (b: Batch) => Promise<{ q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; loss: number }>) {
+async function collect(batches: readonly Batch[], total: number, compute: (b: Batch, index: number) => Promise<{ q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; loss: number }>) {
   const factors = { q: new Float32Array(total), k: new Float32Array(total), v: new Float32Array(total), o: new Float32Array(total) };
   let loss = 0;
-  for (const b of batches) {
-    const r = await compute(b);
+  for (const [i, b] of batches.entries()) {
+    const r = await compute(b, i);
     for (const p of IMPORTANCE_PROJECTIONS) factors[p].set(r[p], b.firstToken);
     loss += r.loss;
   }
@@ -90,8 +90,8 @@ function normalise(g: Float32Array, power: 1 | 2): Float32Array {
 }
 
 /** The layer with q/k/v/o round-to-nearest quantized on the run's grid. */
-async function rtnProbe(model: Model, layerIndex: number, grid: QuantizeLinearOptions): Promise<DecoderLayer> {
-  const probe = await DecoderLayer.load(model, layerIndex);
+async function rtnProbe(model: Model, layerIndex: number, grid: QuantizeLinearOptions, device: string): Promise<DecoderLayer> {
+  const probe = await DecoderLayer.load(model, layerIndex, device);
   for (const linear of model.layerLinears(layerIndex)) {
     if (!PROJECTION_OF[linear.module]) continue;
     const { weight } = await model.readLinear(linear);

@@ -13,6 +13,7 @@ import { placement } from '../io/files.js';
 import { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
 import type { NativeLinearOptions } from '../native/binding.js';
+import { type Device, resolveDevice } from '../native/devices.js';
 import { type QuantizeLinearOptions, resolveLinearOptions } from '../quant/options.js';
 import { quantizeLinear } from '../quant/quantize-linear.js';
 import { type CalibratedMethod, type PipelineEvent, calibratedLoop } from './calibrated.js';
@@ -40,6 +41,8 @@ export interface QuantizeModelOptions extends Omit<QuantizeLinearOptions, 'metho
   workDir?: string;
   /** Continue the unfinished run in workDir (it must have the same model, calibration set and options). */
   resume?: boolean;
+  /** Where the layers run: 'auto' (default: CUDA when usable, else the CPU), 'cpu', 'cuda' or 'cuda:N'. */
+  device?: Device;
   onEvent?: (event: QuantizeEvent) => void;
 }
 
@@ -114,6 +117,8 @@ export interface ResolvedQuantizeOptions {
   importance: ImportanceOptions | null;
   batchTokens: number;
   memory: number;
+  /** The registry name of the backend ('cpu', 'cuda:0', ...); not part of the run's fingerprint. */
+  device: string;
   /** What the checkpoint's quantization_config records. */
   settings: QuantizationSettings;
 }
@@ -126,7 +131,7 @@ export function resolveQuantizeOptions(options: QuantizeModelOptions, withCalibr
   const method = options.method ?? (withCalibration ? 'vlmq' : 'rtn');
   if (!(MODEL_METHODS as readonly string[]).includes(method)) throw invalidParameterError('method', MODEL_METHODS.join(', '), method);
   if (method !== 'vlmq' && options.base !== undefined && options.base !== method) throw invalidParameterError('base', `${method} (only vlmq chooses a base)`, options.base);
-  const { method: _m, base: _b, importance: imp, batchTokens = 4096, memory = 4 * 2 ** 30, workDir: _w, resume: _r, onEvent: _e, signal: _s, ...rest } = options;
+  const { method: _m, base: _b, importance: imp, batchTokens = 4096, memory = 4 * 2 ** 30, workDir: _w, resume: _r, onEvent: _e, signal: _s, device: requested, ...rest } = options;
   const base = method === 'rtn' ? null : method === 'vlmq' ? (options.base ?? (options.bits === 2 ? 'gptq' : 'gptaq')) : method;
   if (base !== null && base !== 'gptq' && base !== 'gptaq') throw invalidParameterError('base', "'gptq' or 'gptaq'", base);
   const linear = resolveLinearOptions({ ...rest, method: base ?? 'rtn' });
@@ -136,11 +141,12 @@ export function resolveQuantizeOptions(options: QuantizeModelOptions, withCalibr
   if (!['uniform', 'rtn-probe'].includes(importance.fallback)) throw invalidParameterError('importance.fallback', "'uniform' or 'rtn-probe'", importance.fallback);
   if (!Number.isSafeInteger(batchTokens) || batchTokens < 1) throw invalidParameterError('batchTokens', 'a positive integer', batchTokens);
   if (!(Number.isSafeInteger(memory) && memory >= 0)) throw invalidParameterError('memory', 'a whole number of bytes ≥ 0', memory);
+  const device = resolveDevice(requested);
   const settings: QuantizationSettings = {
     method, bits: linear.bits as GptqBits, groupSize: linear.groupSize, sym: linear.sym, actOrder: method !== 'rtn' && linear.actOrder,
     staticGroups: linear.staticGroups, percdamp: linear.percdamp, trueSequential: true,
   };
-  return { method, base, linear, importance: method === 'vlmq' ? importance : null, batchTokens, memory, settings };
+  return { method, base, linear, importance: method === 'vlmq' ? importance : null, batchTokens, memory, device, settings };
 }
 
 /**
@@ -165,7 +171,7 @@ export async function quantize(model: Model, calibration: CalibrationBundle | Ca
       const store = await LayerStore.open(work.path, await runFingerprint(model, bundle, fingerprinted(run)), model.config.text.numLayers, options.resume ?? false);
       await calibratedLoop(model, bundle, store, {
         method: run.method as CalibratedMethod, base: run.base!, linear: run.linear, importance: run.importance ?? DEFAULT_IMPORTANCE, batchTokens: run.batchTokens,
-        memoryBytes: run.memory, spillDir: work.path, signal: options.signal, onEvent: options.onEvent,
+        memoryBytes: run.memory, device: run.device, spillDir: work.path, signal: options.signal, onEvent: options.onEvent,
       });
       return new QuantizationRun(model, run.settings, store.source(), work);
     } finally {

@@ -3,19 +3,23 @@
 //   dXXT = (2/N) Σ_t w_t · (x̃_t − x_t) x_tᵀ     (GPTAQ's cross term, with crossTerm: true)
 // as running averages over samples (docs/algorithm.md §1.2, §3(c)). Rows of x are tokens.
 import { invalidParameterError } from '../errors.js';
-import type { NativeHessianAccumulator } from '../native/binding.js';
+import type { NativeHessianAccumulator, NativeMatrix, NativeTensor } from '../native/binding.js';
+import { resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
+import { DeviceTensor } from './device-tensor.js';
 import { enqueue, runNative } from './jobs.js';
 import { type MatrixInput, toNativeMatrix } from './matrix.js';
 
 export interface HessianAccumulatorOptions {
   /** Also keep the GPTAQ cross term; then every add() needs xFull. Default false. */
   crossTerm?: boolean;
+  /** Where the statistics live: 'auto' (default), 'cpu', 'cuda' or 'cuda:N'. */
+  device?: string;
 }
 
 export interface AddBatchOptions {
   /** Full-precision-path inputs of the same tokens (GPTAQ), same shape as x. */
-  xFull?: MatrixInput;
+  xFull?: MatrixInput | DeviceTensor;
   /** Per-token weights ≥ 0 (VLMQ importance factors); all ones by default. */
   tokenWeights?: Float32Array | readonly number[];
   /** Calibration samples in this batch, the running average's count. Default 1. */
@@ -36,7 +40,7 @@ export class HessianAccumulator implements Disposable {
     if (typeof crossTerm !== 'boolean') throw invalidParameterError('crossTerm', 'a boolean', crossTerm);
     this.n = n;
     this.crossTerm = crossTerm;
-    this.native = new (binding().HessianAccumulator)(n, crossTerm);
+    this.native = new (binding().HessianAccumulator)(n, crossTerm, resolveDevice(options.device));
   }
 
   /** Samples accumulated so far. */
@@ -48,12 +52,15 @@ export class HessianAccumulator implements Disposable {
     return this.native.disposed;
   }
 
-  /** Adds a batch of token rows x [tokens, n]; resolves once the statistics include it. */
-  async add(x: MatrixInput, options: AddBatchOptions = {}): Promise<void> {
+  /**
+   * Adds a batch of token rows x [tokens, n] (host memory, or a DeviceTensor on this accumulator's
+   * device); resolves once the statistics include it.
+   */
+  async add(x: MatrixInput | DeviceTensor, options: AddBatchOptions = {}): Promise<void> {
     const callSite = new Error();
     this.#checkLive('add');
-    const matrix = toNativeMatrix(x, 'x', this.n);
-    const full = options.xFull === undefined ? null : toNativeMatrix(options.xFull, 'xFull', this.n);
+    const matrix = operand(x, 'x', this.n);
+    const full = options.xFull === undefined ? null : operand(options.xFull, 'xFull', this.n);
     if (this.crossTerm && !full) throw invalidParameterError('xFull', 'the full-precision inputs (this accumulator keeps the cross term)', undefined);
     if (!this.crossTerm && full) throw invalidParameterError('xFull', 'undefined (create the accumulator with crossTerm: true to use it)', options.xFull);
     if (full && full.rows !== matrix.rows) throw invalidParameterError('the rows of xFull', `${matrix.rows} (as many as x)`, full.rows);
@@ -101,6 +108,14 @@ export class HessianAccumulator implements Disposable {
   #checkLive(method: string): void {
     if (this.native.disposed) throw invalidParameterError(`HessianAccumulator.${method}()`, 'a live accumulator', 'a disposed one');
   }
+}
+
+/** A host matrix (checked and converted) or a live DeviceTensor of n columns. */
+function operand(x: MatrixInput | DeviceTensor, name: string, n: number): NativeMatrix | NativeTensor {
+  if (!(x instanceof DeviceTensor)) return toNativeMatrix(x, name, n);
+  if (x.disposed) throw invalidParameterError(name, 'a live DeviceTensor', 'a disposed one');
+  if (x.cols !== n) throw invalidParameterError(`the columns of ${name}`, String(n), x.cols);
+  return x.native;
 }
 
 function tokenWeights(weights: Float32Array | readonly number[] | undefined, tokens: number): Float32Array | null {

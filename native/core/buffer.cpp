@@ -61,8 +61,8 @@ Status to_host(Buffer&& buffer, size_t count, HostArray<T>* out) {
 }
 
 Status to_backend(Backend& backend, MatrixView host, Buffer* staging, MatrixView* out) {
-  if (host.device.kind != DeviceKind::kHost) return InvalidArgument("to_backend: the source is not host memory");
-  if (backend.device() == host.device) return *out = host, Status::Ok();
+  if (backend.device() == host.device) return *out = host, Status::Ok();  // already there
+  if (host.device.kind != DeviceKind::kHost) return InvalidArgument("to_backend: the source lives on another device");
   if (host.elements() > 0 && host.ld != host.cols) return InvalidArgument("to_backend: the source must be contiguous");
   VLMQ_TRY(backend.alloc(staging, static_cast<size_t>(host.elements()) * dtype_size(host.dtype), BufferUsage::kScratch));
   MatrixView staged = host;

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "hessian_accumulator.h"
 #include "quantize_linear.h"
+#include "tensor.h"
 #include "vision_tower.h"
 #include "vlmq/core.h"
 #include "worker.h"
@@ -102,6 +103,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function accumulator = HessianAccumulator::Define(env);
   data->cancel_token = Napi::Persistent(cancel);
   data->hessian_accumulator = Napi::Persistent(accumulator);
+  Napi::Function tensor = TensorWrap::Define(env);
+  data->tensor = Napi::Persistent(tensor);
+  exports.Set("Tensor", tensor);
+  exports.Set("tensorFromHost", Napi::Function::New<TensorFromHost>(env, "tensorFromHost"));
   exports.Set("CancelToken", cancel);
   exports.Set("HessianAccumulator", accumulator);
   exports.Set("DecoderLayer", DecoderLayerWrap::Define(env));

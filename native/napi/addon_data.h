@@ -7,6 +7,7 @@ namespace vlmq::napi {
 struct AddonData {
   Napi::FunctionReference cancel_token;
   Napi::FunctionReference hessian_accumulator;
+  Napi::FunctionReference tensor;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

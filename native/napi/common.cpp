@@ -64,6 +64,15 @@ std::string get_string(Napi::Object obj, const char* key, const char* context) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+void adjust_external_memory(Napi::Env env, int64_t bytes) {
+  const int64_t step = int64_t{512} << 20;
+  while (bytes != 0) {
+    const int64_t part = bytes > 0 ? std::min(bytes, step) : std::max(bytes, -step);
+    Napi::MemoryManagement::AdjustExternalMemory(env, part);
+    bytes -= part;
+  }
+}
+
 Backend& get_backend(Napi::Env env, Napi::Value device) {
   std::string name = "auto";
   if (!device.IsUndefined()) {

@@ -22,6 +22,10 @@ int64_t get_integer(Napi::Object obj, const char* key, const char* context);
 bool get_bool(Napi::Object obj, const char* key, const char* context);
 std::string get_string(Napi::Object obj, const char* key, const char* context);
 
+// Tells V8 about native memory a JS object holds (negative: released), so that the garbage
+// collector weighs it. V8 takes int64 steps; each is kept ≤ 512 MiB as node-llama-cpp does.
+void adjust_external_memory(Napi::Env env, int64_t bytes);
+
 // The backend a device name ("auto", "cpu", "cuda", "cuda:N") selects; undefined means "auto".
 // Throws the registry's reason when the device is unknown or not usable.
 Backend& get_backend(Napi::Env env, Napi::Value device);

@@ -1,21 +1,10 @@
 #include "hessian_accumulator.h"
 
 #include "common.h"
+#include "tensor.h"
 #include "worker.h"
 
 namespace vlmq::napi {
-
-namespace {
-// V8 takes external-memory adjustments as int64; keep each step ≤ 512 MiB as node-llama-cpp does.
-void adjust_external_memory(Napi::Env env, int64_t bytes) {
-  const int64_t step = int64_t{512} << 20;
-  while (bytes != 0) {
-    const int64_t part = bytes > 0 ? std::min(bytes, step) : std::max(bytes, -step);
-    Napi::MemoryManagement::AdjustExternalMemory(env, part);
-    bytes -= part;
-  }
-}
-}  // namespace
 
 Napi::Function HessianAccumulator::Define(Napi::Env env) {
   return DefineClass(env, "HessianAccumulator",
@@ -59,13 +48,19 @@ std::shared_ptr<AccumulatorCore> HessianAccumulator::core(Napi::Env env, const c
   return core_;
 }
 
-// add(x: Matrix, xFull: Matrix | null, weights: Float32Array | null, samples: number, cancel): Promise<void>
+// add(x: Matrix | Tensor, xFull: Matrix | Tensor | null, weights: Float32Array | null, samples: number, cancel): Promise<void>
 Napi::Value HessianAccumulator::Add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<AccumulatorCore> core = this->core(env, "add");
-  JsMatrix x = get_matrix(env, info[0], "x");
-  JsMatrix x_full;
-  if (!info[1].IsNull() && !info[1].IsUndefined()) x_full = get_matrix(env, info[1], "xFull");
+  Backend& backend = *core->state.backend;
+  // x and xFull: a Tensor on the accumulator's backend, or a host matrix staged by the job.
+  auto tensor_x = TensorWrap::From(env, info[0], backend, "x");
+  auto tensor_full = TensorWrap::From(env, info[1], backend, "xFull");
+  JsMatrix x, x_full;
+  if (tensor_x) x.view = tensor_x->matrix().view();
+  else x = get_matrix(env, info[0], "x");
+  if (tensor_full) x_full.view = tensor_full->matrix().view();
+  else if (!info[1].IsNull() && !info[1].IsUndefined()) x_full = get_matrix(env, info[1], "xFull");
   JsFloats weights = get_floats(env, info[2], "tokenWeights", static_cast<size_t>(x.view.rows), true);
   if (!info[3].IsNumber()) throw_invalid(env, "Expected a number for samples");
   const double samples = info[3].As<Napi::Number>().DoubleValue();
@@ -76,7 +71,8 @@ Napi::Value HessianAccumulator::Add(const Napi::CallbackInfo& info) {
   batch.x_full = x_full.view;
   batch.weights = weights.data;
   batch.samples = samples;
-  auto job = [core, batch, cancel]() mutable {
+  // The job holds the Tensors (tensor_x, tensor_full), so disposing them in JS cannot free memory it reads.
+  auto job = [core, batch, cancel, tensor_x, tensor_full]() mutable {
     std::lock_guard<std::mutex> lock(core->mutex);
     RunControl control;
     control.cancel = cancel.get();

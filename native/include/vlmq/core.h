@@ -29,7 +29,8 @@ template <class T>
 Status to_host(Buffer&& buffer, size_t count, HostArray<T>* out);
 
 // Contiguous host memory as an operand of `backend`: the memory itself when the backend runs on
-// the host (no copy), else a copy uploaded into `staging`.
+// the host (no copy), else a copy uploaded into `staging`. A view already on the backend is
+// returned as it is.
 Status to_backend(Backend& backend, MatrixView host, Buffer* staging, MatrixView* out);
 template <class T>
 Status to_backend(Backend& backend, Mat<T> host, Buffer* staging, Mat<T>* out) {
