@@ -1,9 +1,7 @@
-// vlmq demo: the whole system on its built-in default, as a user runs it. One run in a temporary
-// directory (removed afterwards), one with --dir (kept, and its export passes `vlmq verify`).
+// vlmq demo: the whole system on its built-in default, as a user runs it, in a temporary directory
+// that is removed afterwards (demo-dir.test.ts runs it with --dir).
 import t from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { jsonLines, jsonResult, runCli } from '../helpers/cli.js';
 
 const METHODS = ['rtn', 'gptq', 'gptaq', 'vlmq'];
@@ -34,23 +32,4 @@ t.test('vlmq demo --json: every method, per-layer and logit errors by modality, 
   const steps = jsonLines(run.stdout).filter((e) => e.type === 'method').map((e) => e.method);
   t.same(steps, METHODS, 'a method event for each method, in order');
   t.same(readdirSync(tmp).filter((name) => name.startsWith('vlmq')), [], 'no vlmq directory is left in the temp directory (tsx keeps its cache there)');
-});
-
-t.test('vlmq demo --dir keeps everything; the export passes vlmq verify; a non-empty --dir is a usage error', async (t) => {
-  const dir = join(t.testdir(), 'demo');
-  const run = await runCli(['demo', '--dir', dir], { timeoutMs: 300_000 });
-  t.equal(run.code, 0, run.stderr);
-  t.match(run.stdout, /^method +layer 0 +layer 1 +layer 2 +layer 3 +logits text +logits image +top-1 text +seconds$/m, 'the table header');
-  t.match(run.stdout, /^vlmq +(\d+\.\d\d% +){7}\d+\.\d$/m, 'a VLMQ row');
-  for (const path of ['model/config.json', 'vlmq-gptq/config.json', 'vlmq-fake-quant/config.json', 'calibration.safetensors', 'builtin-set/calibration.json']) t.ok(existsSync(join(dir, path)), path);
-  const verify = await runCli(['verify', join(dir, 'vlmq-gptq'), '--against', join(dir, 'vlmq-fake-quant')]);
-  t.equal(verify.code, 0, verify.stderr);
-
-  const busy = join(t.testdir(), 'busy');
-  await mkdir(busy);
-  await writeFile(join(busy, 'notes.txt'), 'mine');
-  const refused = await runCli(['demo', '--dir', busy]);
-  t.equal(refused.code, 2);
-  t.match(refused.stderr, /--dir: .*busy exists and is not an empty directory/);
-  t.same(readdirSync(busy), ['notes.txt'], 'the directory is left as it was');
 });
