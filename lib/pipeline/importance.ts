@@ -95,7 +95,7 @@ async function rtnProbe(model: Model, layerIndex: number, grid: QuantizeLinearOp
   for (const linear of model.layerLinears(layerIndex)) {
     if (!PROJECTION_OF[linear.module]) continue;
     const { weight } = await model.readLinear(linear);
-    const q = await quantizeLinear(weight, null, { ...grid, method: 'rtn', actOrder: false });
+    const q = await quantizeLinear(weight, null, { ...grid, method: 'rtn', actOrder: false, device });
     await probe.setLinear(linear.module, q.dequantized, [linear.outFeatures, linear.inFeatures]);
   }
   return probe;

@@ -231,7 +231,7 @@ function quantizeRtn(model: Model, run: ResolvedQuantizeOptions): QuantizationRu
   const source: QuantizedSource = {
     async get(linear: LinearSpec): Promise<QuantizedLinearData> {
       const { weight } = await model.readLinear(linear);
-      return quantizeLinear(weight, null, run.linear);
+      return quantizeLinear(weight, null, { ...run.linear, device: run.device });
     },
   };
   return new QuantizationRun(model, run.settings, source);

@@ -2,6 +2,7 @@
 // here with a message that names it. The result is the complete native options object.
 import { invalidParameterError } from '../errors.js';
 import type { NativeLinearOptions } from '../native/binding.js';
+import type { Device } from '../native/devices.js';
 
 export type QuantMethod = 'rtn' | 'gptq' | 'gptaq';
 export const QUANT_METHODS: readonly QuantMethod[] = ['rtn', 'gptq', 'gptaq'];
@@ -42,6 +43,11 @@ export interface QuantizeLinearOptions {
   signal?: AbortSignal;
   /** Called with (columns done, columns total) between blocks, increasing, ending with (total, total) before the promise resolves. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Where the work runs: 'auto' (default: CUDA when usable, else the CPU), 'cpu', 'cuda' or
+   * 'cuda:N'. With a HessianAccumulator, the accumulator's device (another one is an error).
+   */
+  device?: Device;
 }
 
 export const DEFAULT_LINEAR_OPTIONS: Readonly<NativeLinearOptions> = Object.freeze({
@@ -64,7 +70,7 @@ export const DEFAULT_LINEAR_OPTIONS: Readonly<NativeLinearOptions> = Object.free
   gptaqVariant: 'reference',
 });
 
-const CONTROL_KEYS = ['signal', 'onProgress'] as const;
+const CONTROL_KEYS = ['signal', 'onProgress', 'device'] as const;
 
 function integer(value: unknown, name: string, accept: (n: number) => boolean, expected: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || !accept(value)) throw invalidParameterError(name, expected, value);
@@ -104,7 +110,7 @@ export function resolveLinearOptions(options: QuantizeLinearOptions = {}): Nativ
   if (options === null || typeof options !== 'object') throw invalidParameterError('options', 'an object', options);
   for (const key of Object.keys(options)) {
     if (!(key in DEFAULT_LINEAR_OPTIONS) && !(CONTROL_KEYS as readonly string[]).includes(key)) {
-      throw invalidParameterError('options', `only known options (${Object.keys(DEFAULT_LINEAR_OPTIONS).join(', ')}, signal, onProgress)`, `unknown option "${key}"`);
+      throw invalidParameterError('options', `only known options (${[...Object.keys(DEFAULT_LINEAR_OPTIONS), ...CONTROL_KEYS].join(', ')})`, `unknown option "${key}"`);
     }
   }
   const o = { ...DEFAULT_LINEAR_OPTIONS, ...stripUndefined(options) } as NativeLinearOptions & QuantizeLinearOptions;

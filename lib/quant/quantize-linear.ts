@@ -2,6 +2,7 @@
 // calibration statistics. The heavy work runs natively off the JavaScript thread.
 import { invalidParameterError } from '../errors.js';
 import type { NativeLinearResult, NativeStatistics } from '../native/binding.js';
+import { resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
 import type { Tensor } from '../tensor.js';
 import { HessianAccumulator } from './hessian-accumulator.js';
@@ -62,8 +63,10 @@ export async function quantizeLinear(
   const failed = new AbortController();
   const progress = orderedProgress(options.onProgress, (error) => failed.abort(error));
   const signal = options.onProgress ? anySignal(options.signal, failed.signal) : options.signal;
+  // An accumulator's statistics decide the device; an explicit other one is refused natively.
+  const device = statistics instanceof HessianAccumulator && options.device === undefined ? undefined : resolveDevice(options.device);
   const job = () => runNative(callSite, signal, (cancel) =>
-    binding().quantizeLinear(matrix, stats, resolved, cancel, progress.report));
+    binding().quantizeLinear(matrix, stats, resolved, cancel, progress.report, device));
   const raw = statistics instanceof HessianAccumulator ? await statistics.chain(job) : await enqueue(job);
   progress.finish(n);
   return publicResult(raw, resolved.method, resolved.bits, resolved.groupSize);
