@@ -20,10 +20,10 @@ export function backends(): BackendInfo[] {
  * The registry name of the backend `device` selects ('cpu', 'cuda:0', ...). An explicit device that
  * is not usable is an error with the reason (ERR_VLMQ_DEVICE_UNAVAILABLE), never a fallback.
  */
-export function resolveDevice(device: unknown = 'auto', option = 'device'): string {
+export function resolveDevice(device: unknown = 'auto', option = 'device'): Device {
   if (typeof device !== 'string' || !DEVICE_NAME.test(device)) throw invalidParameterError(option, "'auto', 'cpu', 'cuda' or 'cuda:N'", device);
   try {
-    return binding().resolveDevice(device);
+    return binding().resolveDevice(device) as Device;
   } catch (error) {
     throw new VlmqError('ERR_VLMQ_DEVICE_UNAVAILABLE', `${option}: ${(error as Error).message}`, { cause: error });
   }

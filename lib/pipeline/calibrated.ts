@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { HessianAccumulator } from '../quant/hessian-accumulator.js';
 import { quantizeLinear, type LinearQuantization } from '../quant/quantize-linear.js';
+import type { Device } from '../native/devices.js';
 import type { QuantizeLinearOptions } from '../quant/options.js';
 import { type CalibrationBundle, MODALITY } from '../data/bundle.js';
 import type { Model } from '../models/model.js';
@@ -35,7 +36,7 @@ export interface LoopSettings {
   batchTokens: number;
   memoryBytes: number;
   /** The registry name of the backend that runs the layers ('cpu', 'cuda:0', ...). */
-  device: string;
+  device: Device;
   spillDir: string;
   signal?: AbortSignal;
   onEvent?: (event: PipelineEvent) => void;

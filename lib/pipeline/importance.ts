@@ -5,6 +5,7 @@
 // 'uniform' uses 1 for every token, 'rtn-probe' takes them from the block with its q/k/v/o
 // round-to-nearest quantized, measured against the full-precision block.
 import { quantizeLinear } from '../quant/quantize-linear.js';
+import type { Device } from '../native/devices.js';
 import type { QuantizeLinearOptions } from '../quant/options.js';
 import type { Model } from '../models/model.js';
 import type { LinearName } from '../models/types.js';
@@ -42,7 +43,7 @@ export async function layerImportance(
   totalTokens: number,
   options: ImportanceOptions,
   probeGrid: QuantizeLinearOptions,
-  device: string,
+  device: Device,
 ): Promise<LayerImportance> {
   const l2 = options.norm === 'l2';
   let result = await collect(batches, totalTokens, (b, i) =>
@@ -90,7 +91,7 @@ function normalise(g: Float32Array, power: 1 | 2): Float32Array {
 }
 
 /** The layer with q/k/v/o round-to-nearest quantized on the run's grid. */
-async function rtnProbe(model: Model, layerIndex: number, grid: QuantizeLinearOptions, device: string): Promise<DecoderLayer> {
+async function rtnProbe(model: Model, layerIndex: number, grid: QuantizeLinearOptions, device: Device): Promise<DecoderLayer> {
   const probe = await DecoderLayer.load(model, layerIndex, device);
   for (const linear of model.layerLinears(layerIndex)) {
     if (!PROJECTION_OF[linear.module]) continue;

@@ -118,7 +118,7 @@ export interface ResolvedQuantizeOptions {
   batchTokens: number;
   memory: number;
   /** The registry name of the backend ('cpu', 'cuda:0', ...); not part of the run's fingerprint. */
-  device: string;
+  device: Device;
   /** What the checkpoint's quantization_config records. */
   settings: QuantizationSettings;
 }
