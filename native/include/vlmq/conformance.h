@@ -27,4 +27,10 @@ struct ConformanceResult {
 // Runs every case on `backend`; never throws, and a failure of one case does not stop the others.
 std::vector<ConformanceResult> run_conformance(Backend& backend);
 
+// The suite run against a decorator of the CPU backend that breaks the primitives named in
+// kSelfTestBroken (gemm adds 1e-3 to one element of C; gather_rows ignores its index) and forwards
+// every other call. The suite must report failures for exactly those primitives.
+std::vector<ConformanceResult> run_conformance_self_test();
+inline constexpr const char* kSelfTestBroken[] = {"gemm", "gather_rows"};
+
 }  // namespace vlmq
