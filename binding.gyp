@@ -8,6 +8,7 @@
       "sources": [
         "<!@(node -p \"require('fs').readdirSync('native/core').filter(f=>f.endsWith('.cpp')).map(f=>'native/core/'+f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/cpu').filter(f=>f.endsWith('.cpp')).map(f=>'native/cpu/'+f).join(' ')\")",
+        "<!@(node -p \"require('fs').readdirSync('native/conformance').filter(f=>f.endsWith('.cpp')).map(f=>'native/conformance/'+f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/napi').filter(f=>f.endsWith('.cpp')).map(f=>'native/napi/'+f).join(' ')\")",
         "native/cuda/cuda_absent.cpp"
       ],

@@ -207,6 +207,16 @@ export interface NativeBackendInfo {
   memoryBytes: number;
 }
 
+/** One case of the Backend conformance suite (native/include/vlmq/conformance.h). */
+export interface NativeConformanceResult {
+  /** The Backend primitive the case checks ('memory_pool' for the pool every backend allocates from). */
+  primitive: string;
+  name: string;
+  ok: boolean;
+  /** What differed, or how close the result came. */
+  detail: string;
+}
+
 /**
  * Native objects and quantizeLinear take a device name ('auto', 'cpu', 'cuda', 'cuda:N'; undefined
  * means 'auto') and throw ERR_VLMQ_UNSUPPORTED with the registry's reason when it is not usable.
@@ -226,4 +236,8 @@ export interface BindingModule {
   VisionTower: new (dims: NativeVisionDims, device?: string) => NativeVisionTower;
   quantizeLinear(weight: NativeMatrix, statistics: NativeStatistics, options: NativeLinearOptions,
     cancel: NativeCancelToken | null, onProgress: ((done: number, total: number) => void) | null, device?: string): Promise<NativeLinearResult>;
+  /** The Backend conformance suite on a device's backend (throws ERR_VLMQ_UNSUPPORTED when it is not usable). */
+  conformance(device?: string): Promise<NativeConformanceResult[]>;
+  /** The suite on a CPU backend broken on purpose in gemm and gather_rows: exactly those fail. */
+  conformanceSelfTest(): Promise<NativeConformanceResult[]>;
 }

@@ -5,6 +5,7 @@
 
 #include "addon_data.h"
 #include "bench.h"
+#include "conformance.h"
 #include "decoder_layer.h"
 #include "common.h"
 #include "hessian_accumulator.h"
@@ -117,6 +118,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backends", Napi::Function::New<Backends>(env, "backends"));
   exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));
   exports.Set("benchmark", Napi::Function::New<Benchmark>(env, "benchmark"));
+  RegisterConformance(env, exports);
   return exports;
 }
 

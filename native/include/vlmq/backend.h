@@ -5,7 +5,11 @@
 // - Operands. Every operand a primitive touches is a view (tensor.h) of this backend's memory:
 //   matrices, index arrays (I32), masks and codes (U8), per-row parameters and vectors (one-row
 //   views). A view of another device, or of the wrong dtype or shape, is an InvalidArgument, never
-//   a crash. Unless a comment says otherwise, outputs must not alias inputs.
+//   a crash; so is an index out of range. An absent optional operand is an empty view (MatF{}).
+//   Unless a comment says otherwise, outputs must not alias inputs; a backend need not detect
+//   it, except where a comment says the alias is an InvalidArgument.
+// - Conformance. native/conformance (vlmq/conformance.h) checks these statements on any backend
+//   against naive references of its own; every backend must pass it.
 // - Ordering. A backend is one device and one in-order queue: every primitive enqueues its work
 //   and returns; each sees the effects of the ones before it. Only results the host reads wait for
 //   the queue: download, count_nonfinite, max_asymmetry, sum_squares and cholesky_lower's failed
@@ -77,7 +81,9 @@ enum class GroupMode : uint8_t {
 // parameters, write Q/codes, e = (w − q) / U[col, col], then update the rest of the block,
 //   W1[r, t+1:] += −e · U[col, col+1:i2]  (+ w · P[col, col+1:i2] when P is given).
 // W1 starts as a copy of W[r, i1:i2]; W itself is only read (dynamic group parameters are
-// fitted on W, which has all earlier blocks' updates but not this block's, as in the reference).
+// fitted on W, which has all earlier blocks' updates but not this block's, as in the reference;
+// a block that starts inside a dynamic group goes on with that group's scales and zeros as given).
+// Q and codes change in columns [i1, i2) only, scales and zeros only in the groups fitted here.
 struct SweepBlock {
   MatF W;        // [m, n] working weights, read-only here
   MatF U;        // [n, n] upper Cholesky factor of the damped inverse Hessian
@@ -86,7 +92,7 @@ struct SweepBlock {
   Grid grid;
   GroupMode mode = GroupMode::kPerChannel;
   int64_t group_size = -1;
-  MatI perm;     // [1, n] act-order permutation, used by static groups (empty: none)
+  MatI perm;     // [1, n] act-order permutation (empty: none); only static groups read its indices
   MatF scales;   // [m, ngroups] in/out (written for dynamic groups)
   MatF zeros;    // [m, ngroups]
   MatF Q;        // [m, n] out: dequantized values, processing column order
@@ -128,22 +134,23 @@ class Backend {
   // --- elementwise and data movement (f32 matrices unless noted) ----------------------------
   // dst = convert(src) · row_scale[r] (row_scale: [1, rows], or empty). src: F32, F16 or BF16.
   virtual Status convert_rows(MatF dst, MatrixView src, MatF row_scale) = 0;
-  // dst = (convert(a) − convert(b)) · row_scale[r]; a, b of the same shape, any float dtype.
+  // dst = (convert(a) − convert(b)) · row_scale[r]; a, b of the same shape, each F32, F16 or BF16.
   virtual Status subtract_rows(MatF dst, MatrixView a, MatrixView b, MatF row_scale) = 0;
-  // Number of NaN or infinite elements of a float matrix of any dtype, and the first one's
+  // Number of NaN or infinite elements of an F32, F16 or BF16 matrix, and the first one's
   // row-major index (−1 if none). Waits for the queue.
   virtual Status count_nonfinite(MatrixView a, int64_t* count, int64_t* first) = 0;
   // dst[i, j] = src[rows − 1 − i, cols − 1 − j] (turns H into J·H·J for square matrices).
-  // dst may be src (an in-place reversal) when it is contiguous.
+  // dst may be src (an in-place reversal) when it is contiguous; a strided one is InvalidArgument.
   virtual Status reverse(MatF dst, MatF src) = 0;
   // dst[:, j] = src[:, perm[j]] (perm: [1, cols]); dst may be src (permutes in place).
   virtual Status gather_columns(MatF dst, MatF src, MatI perm) = 0;
   // The same gather for u8 matrices (codes), also in place.
   virtual Status gather_columns_u8(MatU8 dst, MatU8 src, MatI perm) = 0;
-  // dst[i, j] = src[perm[i], perm[j]] (perm: [1, n]).
+  // dst[i, j] = src[perm[i], perm[j]] (perm: [1, n]). dst being src is InvalidArgument.
   virtual Status gather_symmetric(MatF dst, MatF src, MatI perm) = 0;
   // dst[i, :] = src[index[i], :] for i < dst.rows (index: [1, dst.rows], each in [0, src.rows));
-  // same column count. Permutes token rows (Qwen2.5-VL's windows and back).
+  // same column count; dst being src is InvalidArgument. Permutes token rows (Qwen2.5-VL's windows
+  // and back).
   virtual Status gather_rows(MatF dst, MatF src, MatI index) = 0;
   // Set columns j with mask[j] != 0 to zero (mask: [1, cols]).
   virtual Status zero_columns(MatF a, MatU8 mask) = 0;
@@ -183,7 +190,7 @@ class Backend {
   virtual Status add_row(MatF x, MatF v) = 0;
   // y = a + alpha · b elementwise; y may alias a or b.
   virtual Status axpby(MatF a, float alpha, MatF b, MatF y) = 0;
-  // Rotary embedding in place, rotate-half form, on each of the x.cols / d heads of width d:
+  // Rotary embedding in place, rotate-half form, on each of the x.cols / d heads of width d (even):
   // x[:, i] ← x[:, i]·cos[:, i] − x[:, i + d/2]·sin[:, i], x[:, i + d/2] ← x[:, i + d/2]·cos + x[:, i]·sin
   // (i < d/2, cos/sin [rows, d] with equal halves). inverse rotates by the opposite angle (the transpose).
   virtual Status rope(MatF x, int64_t head_dim, MatF cos, MatF sin, bool inverse) = 0;
@@ -195,7 +202,7 @@ class Backend {
   // y = act(x) elementwise (Activation above, in f32). y may be x.
   virtual Status activation(Activation act, MatF x, MatF y) = 0;
   // Softmax attention within each segment [segments[s], segments[s+1]) (segments: [1, nseg + 1]
-  // offsets from 0 to T, increasing), scale 1/sqrt(d): causal (token i sees j ≤ i of its segment,
+  // offsets from 0 to T, strictly increasing), scale 1/sqrt(d): causal (token i sees j ≤ i of its segment,
   // the decoder) or bidirectional (every token of its segment, the vision towers). q/out
   // [T, heads·d], k/v [T, kv_heads·d], any row strides (q, k, v may be column blocks of one fused
   // matrix); query head h reads kv head h / (heads / kv_heads) (grouped-query attention).
@@ -209,15 +216,15 @@ class Backend {
   virtual Status sum_squares(MatF x, double* out) = 0;
   // The patches of a stride = kernel convolution (im2col without overlap or padding): images
   // [n, channels · size · size] (each row one image, channel-major) → out [n · p², channels ·
-  // patch²] with p = size / patch (floor; the last size − p·patch rows and columns are not
+  // patch²] with p = size / patch ≥ 1 (floor; the last size − p·patch rows and columns are not
   // covered, as with Conv2d without padding). Row v·p² + py·p + px is patch (py, px) of image v
   // in raster order; column (c·patch + ky)·patch + kx, the order of a Conv2d weight [out,
   // channels, patch, patch].
   virtual Status unfold_patches(MatF images, int64_t channels, int64_t size, int64_t patch, MatF out) = 0;
 
   // --- quantization kernels -----------------------------------------------------------------
-  // For each row r: (scales[r, 0], zeros[r, 0]) = find_params(W[r, c0 : c0 + cols]); scales and
-  // zeros are [W.rows, 1] views (a column of the [m, ngroups] parameter matrices).
+  // For each row r: (scales[r, 0], zeros[r, 0]) = find_params(W[r, c0 : c0 + cols]) with cols ≥ 1;
+  // scales and zeros are [W.rows, 1] views (a column of the [m, ngroups] parameter matrices).
   virtual Status fit_params(MatF W, int64_t c0, int64_t cols, const Grid& grid, MatF scales, MatF zeros) = 0;
   // Q[r, j] and codes[r, j] from the parameters of group g_idx[j] (round to nearest); g_idx:
   // [1, W.cols] in [0, ngroups); scales, zeros: [W.rows, ngroups].
