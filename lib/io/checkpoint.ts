@@ -98,7 +98,17 @@ async function requireDirectory(dir: string): Promise<void> {
  * device in its place is refused by kind without blocking on it.
  */
 export async function readJsonObject(path: string): Promise<Record<string, unknown>> {
-  if ((await regularFileSize(path, 'JSON file')) === null) throw fileError(path, 'missing');
+  const json = await readOptionalJson(path);
+  if (json === null) throw fileError(path, 'missing');
+  return json;
+}
+
+/**
+ * A JSON object file of a checkpoint: null when it does not exist, an error naming the file when
+ * it cannot be read or parsed (a directory, FIFO or device in its place is refused by kind).
+ */
+export async function readOptionalJson(path: string): Promise<Record<string, unknown> | null> {
+  if ((await regularFileSize(path, 'JSON file')) === null) return null;
   return parseJsonObject(path, await readRegularFile(path, 'JSON file', 'utf8'));
 }
 

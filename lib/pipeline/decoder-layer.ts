@@ -6,7 +6,7 @@ import type { Model } from '../models/model.js';
 import type { LinearName, TextConfig } from '../models/types.js';
 import type { DecoderStage, NativeDecoderDims, NativeDecoderLayer, NativeTokens } from '../native/binding.js';
 import { binding } from '../native/loader.js';
-import { enqueue, runNative } from '../quant/jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 import { toNativeMatrix } from '../quant/matrix.js';
 import type { Tensor } from '../tensor.js';
 

@@ -5,7 +5,7 @@
 import { invalidParameterError } from '../errors.js';
 import type { NativeHessianAccumulator } from '../native/binding.js';
 import { binding } from '../native/loader.js';
-import { enqueue, runNative } from './jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 import { type MatrixInput, toNativeMatrix } from './matrix.js';
 
 export interface HessianAccumulatorOptions {

@@ -5,7 +5,7 @@ import type { NativeLinearResult, NativeStatistics } from '../native/binding.js'
 import { binding } from '../native/loader.js';
 import type { Tensor } from '../tensor.js';
 import { HessianAccumulator } from './hessian-accumulator.js';
-import { enqueue, runNative } from './jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 import { toNativeMatrix, toSquareFloats } from './matrix.js';
 import { type QuantMethod, type QuantizeLinearOptions, resolveLinearOptions } from './options.js';
 

@@ -3,8 +3,8 @@
 // This module also wires AbortSignal to the native cancel flag and re-homes native errors
 // onto the caller's stack.
 import { VlmqError, nativeError } from '../errors.js';
-import type { NativeCancelToken } from '../native/binding.js';
-import { binding } from '../native/loader.js';
+import type { NativeCancelToken } from './binding.js';
+import { binding } from './loader.js';
 
 let tail: Promise<unknown> = Promise.resolve();
 
