@@ -7,11 +7,11 @@
 import { join } from 'node:path';
 import { CalibrationBundle, type BundleSample } from './data/bundle.js';
 import { builtinRecords } from './data/builtin-set.js';
-import { buildCalibrationBundle, type CalibrationReport } from './data/calibration.js';
 import type { ExportReport } from './io/export.js';
 import { verifyCheckpoint, type VerifyReport } from './io/verify.js';
 import { loadModel } from './models/model.js';
 import { writeTinyCheckpoint } from './models/tiny-checkpoint.js';
+import { buildCalibrationBundle, type CalibrationReport } from './pipeline/calibration.js';
 import { type LayerErrors, type OutputErrors, modelErrors } from './pipeline/evaluate.js';
 import { type ModelMethod, type QuantizeEvent, quantize } from './pipeline/quantize.js';
 

@@ -34,8 +34,8 @@ export type { ExportFormat, ExportOptions, ExportReport, QuantizationSettings, Q
 export { verifyCheckpoint } from './io/verify.js';
 export type { VerifyOptions, VerifyReport } from './io/verify.js';
 export { gptqCompatibility } from './io/compat.js';
-export { Calibration, DEFAULT_MAX_TOKENS, buildCalibrationBundle, calibrationShortfall } from './data/calibration.js';
-export type { CalibrationBuildOptions, CalibrationReport } from './data/calibration.js';
+export { Calibration, DEFAULT_MAX_TOKENS, buildCalibrationBundle, calibrationShortfall } from './pipeline/calibration.js';
+export type { CalibrationBuildOptions, CalibrationReport } from './pipeline/calibration.js';
 export { IMAGE_PLACEHOLDER, readCalibrationJsonl, readCalibrationSet, readShareGPT4V, sampleRecords } from './data/calibration-set.js';
 export type { CalibrationRecord } from './data/calibration-set.js';
 export { BUILTIN_DEFAULTS, builtinRecords, generateBuiltinItems, writeBuiltinSet } from './data/builtin-set.js';

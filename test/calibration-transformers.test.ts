@@ -7,7 +7,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { CalibrationBundle } from '../lib/data/bundle.js';
-import { buildCalibrationBundle } from '../lib/data/calibration.js';
+import { buildCalibrationBundle } from '../lib/pipeline/calibration.js';
 import { TextProcessor } from '../lib/data/processor.js';
 import { loadSafetensors } from '../lib/io/safetensors.js';
 import { loadModel } from '../lib/models/model.js';

@@ -9,7 +9,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CalibrationBundle, MODALITY } from '../lib/data/bundle.js';
-import { Calibration, buildCalibrationBundle, calibrationShortfall } from '../lib/data/calibration.js';
+import { Calibration, buildCalibrationBundle, calibrationShortfall } from '../lib/pipeline/calibration.js';
 import { type CalibrationRecord, sampleRecords } from '../lib/data/calibration-set.js';
 import { decodeImage } from '../lib/data/image.js';
 import { llavaImageProcessorConfig, llavaImageTokens } from '../lib/data/llava-image.js';

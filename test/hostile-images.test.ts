@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { Calibration, buildCalibrationBundle } from '../lib/data/calibration.js';
+import { Calibration, buildCalibrationBundle } from '../lib/pipeline/calibration.js';
 import { MAX_IMAGE_PIXELS, decodeImage, readImageSize } from '../lib/data/image.js';
 import { loadModel } from '../lib/models/model.js';
 import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Calibration } from '../lib/data/calibration.js';
+import { Calibration } from '../lib/pipeline/calibration.js';
 import { TextProcessor } from '../lib/data/processor.js';
 import { TEMPLATE_HEAP_LIMIT_MB, TEMPLATE_OUTPUT_LIMIT, TEMPLATE_TIME_LIMIT_MS } from '../lib/data/template-renderer.js';
 import { loadModel } from '../lib/models/model.js';

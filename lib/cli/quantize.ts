@@ -12,8 +12,8 @@ import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type Quantization
 import { describeKind, placement } from '../io/files.js';
 import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';
-import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS, calibrationShortfall } from '../data/calibration.js';
 import { MAX_IMAGE_PIXELS } from '../data/image.js';
+import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS, calibrationShortfall } from '../pipeline/calibration.js';
 import {
   MODEL_METHODS, type ModelMethod, type QuantizationRun, type QuantizeEvent, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions,
 } from '../pipeline/quantize.js';

@@ -5,7 +5,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CalibrationBundle } from '../data/bundle.js';
-import { Calibration, type CalibrationReport } from '../data/calibration.js';
 import { VlmqError, invalidParameterError } from '../errors.js';
 import { type ExportFormat, type ExportReport, type QuantizationSettings, type QuantizedLinearData, type QuantizedSource, exportModel } from '../io/export.js';
 import type { GptqBits } from '../io/gptq-pack.js';
@@ -16,6 +15,7 @@ import type { NativeLinearOptions } from '../native/binding.js';
 import { type QuantizeLinearOptions, resolveLinearOptions } from '../quant/options.js';
 import { quantizeLinear } from '../quant/quantize-linear.js';
 import { type CalibratedMethod, type PipelineEvent, calibratedLoop } from './calibrated.js';
+import { Calibration, type CalibrationReport } from './calibration.js';
 import { runFingerprint } from './fingerprint.js';
 import type { ImportanceOptions } from './importance.js';
 import { LayerStore } from './store.js';

@@ -1,31 +1,32 @@
 // Image–text pairs → a calibration bundle: the language model's layer-0 input for every sample,
 // computed as the Hugging Face processor and model compute it (docs/formats.md §3.6–§3.8, §4.2),
-// with no Python: images decoded and preprocessed (image.ts, qwen-image.ts, llava-image.ts), the
-// conversation rendered by the chat template and tokenized (processor.ts), each image placeholder
-// expanded to its token count, the vision tower run natively (pipeline/vision-tower.ts), and the
-// image features scattered into the token embeddings at the placeholder positions. Position ids
-// (M-RoPE for Qwen, 1-D for LLaVA-OneVision) and the modality mask go with them.
+// with no Python: images decoded and preprocessed (data/image.ts, data/qwen-image.ts,
+// data/llava-image.ts), the conversation rendered by the chat template and tokenized
+// (data/processor.ts), each image placeholder expanded to its token count, the vision tower run
+// natively (vision-tower.ts), and the image features scattered into the token embeddings at the
+// placeholder positions. Position ids (M-RoPE for Qwen, 1-D for LLaVA-OneVision) and the modality
+// mask go with them. It lives in pipeline/, not data/, because it runs the vision tower.
 //
 // A sample longer than `maxTokens` is cut at the end of its text, unless the cut would fall in an
 // image's tokens: then it is dropped, counted and reported (VLMQ's rule, algorithm.md §4.4).
 import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { type BundleSample, CalibrationBundle, MODALITY, writePlannedCalibrationBundle } from '../data/bundle.js';
+import { type CalibrationRecord, readCalibrationSet, readShareGPT4V, sampleRecords } from '../data/calibration-set.js';
+import { type RgbImage, decodeImage, readImageSize, resolveMaxImagePixels } from '../data/image.js';
+import { type LlavaImageInput, type LlavaImageProcessorConfig, llavaImageProcessorConfig, llavaImageTokens, packLlavaFeatures, preprocessLlavaImage } from '../data/llava-image.js';
+import { type PositionPart, mropePositions, sequentialPositions } from '../data/positions.js';
+import { TextProcessor, readOptionalCheckpointText } from '../data/processor.js';
+import { type QwenImageInput, type QwenImageProcessorConfig, preprocessQwenImage, qwenImageProcessorConfig, qwenImageTokens } from '../data/qwen-image.js';
 import { VlmqError } from '../errors.js';
-import type { Model } from '../models/model.js';
-import type { QwenVisionConfig, SiglipVisionConfig } from '../models/types.js';
-import { VisionTower } from '../pipeline/vision-tower.js';
-import { gatherRows } from '../tensor.js';
 import { readOptionalJson } from '../io/checkpoint.js';
 import { canonicalJson } from '../json.js';
+import type { Model } from '../models/model.js';
+import type { QwenVisionConfig, SiglipVisionConfig } from '../models/types.js';
+import { gatherRows } from '../tensor.js';
 import { packageVersion } from '../version.js';
-import { type BundleSample, CalibrationBundle, MODALITY, writePlannedCalibrationBundle } from './bundle.js';
-import { type CalibrationRecord, readCalibrationSet, readShareGPT4V, sampleRecords } from './calibration-set.js';
-import { type RgbImage, decodeImage, readImageSize, resolveMaxImagePixels } from './image.js';
-import { type LlavaImageInput, type LlavaImageProcessorConfig, llavaImageProcessorConfig, llavaImageTokens, packLlavaFeatures, preprocessLlavaImage } from './llava-image.js';
-import { type PositionPart, mropePositions, sequentialPositions } from './positions.js';
-import { TextProcessor, readOptionalCheckpointText } from './processor.js';
-import { type QwenImageInput, type QwenImageProcessorConfig, preprocessQwenImage, qwenImageProcessorConfig, qwenImageTokens } from './qwen-image.js';
+import { VisionTower } from './vision-tower.js';
 
 export interface CalibrationBuildOptions {
   /** Records to use, chosen with `seed` (default: all of them, in a seeded order). */
