@@ -7,8 +7,8 @@
 import { join } from 'node:path';
 import { CalibrationBundle, type BundleSample } from './data/bundle.js';
 import { builtinRecords } from './data/builtin-set.js';
-import type { ExportReport } from './io/export.js';
-import { verifyCheckpoint, type VerifyReport } from './io/verify.js';
+import type { ExportReport } from './export/export.js';
+import { verifyCheckpoint, type VerifyReport } from './export/verify.js';
 import { loadModel } from './models/model.js';
 import { writeTinyCheckpoint } from './models/tiny-checkpoint.js';
 import { buildCalibrationBundle, type CalibrationReport } from './pipeline/calibration.js';

@@ -29,11 +29,11 @@ export { modalityMask, mropePositions, sequentialPositions } from './data/positi
 export type { ImagePart, PositionPart, TextPart } from './data/positions.js';
 export { describeSamples, syntheticSamples } from './data/synthetic.js';
 export type { SyntheticOptions } from './data/synthetic.js';
-export { exportModel } from './io/export.js';
-export type { ExportFormat, ExportOptions, ExportReport, QuantizationSettings, QuantizedLinearData, QuantizedSource } from './io/export.js';
-export { verifyCheckpoint } from './io/verify.js';
-export type { VerifyOptions, VerifyReport } from './io/verify.js';
-export { gptqCompatibility } from './io/compat.js';
+export { exportModel } from './export/export.js';
+export type { ExportFormat, ExportOptions, ExportReport, QuantizationSettings, QuantizedLinearData, QuantizedSource } from './export/export.js';
+export { verifyCheckpoint } from './export/verify.js';
+export type { VerifyOptions, VerifyReport } from './export/verify.js';
+export { gptqCompatibility } from './export/compat.js';
 export { Calibration, DEFAULT_MAX_TOKENS, buildCalibrationBundle, calibrationShortfall } from './pipeline/calibration.js';
 export type { CalibrationBuildOptions, CalibrationReport } from './pipeline/calibration.js';
 export { IMAGE_PLACEHOLDER, readCalibrationJsonl, readCalibrationSet, readShareGPT4V, sampleRecords } from './data/calibration-set.js';

@@ -15,7 +15,7 @@ import { decodeImage } from '../lib/data/image.js';
 import { llavaImageProcessorConfig, llavaImageTokens } from '../lib/data/llava-image.js';
 import { TextProcessor } from '../lib/data/processor.js';
 import { preprocessQwenImage, qwenImageProcessorConfig } from '../lib/data/qwen-image.js';
-import { verifyCheckpoint } from '../lib/io/verify.js';
+import { verifyCheckpoint } from '../lib/export/verify.js';
 import { type Model, loadModel } from '../lib/models/model.js';
 import type { ArchitectureId } from '../lib/models/types.js';
 import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';

@@ -7,7 +7,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { MODALITY, type BundleSample } from '../lib/data/bundle.js';
 import { syntheticSamples } from '../lib/data/synthetic.js';
-import type { QuantizedLinearData } from '../lib/io/export.js';
+import type { QuantizedLinearData } from '../lib/export/export.js';
 import { loadModel } from '../lib/models/model.js';
 import type { LinearSpec } from '../lib/models/types.js';
 import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';

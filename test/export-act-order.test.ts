@@ -7,7 +7,7 @@ import { HessianAccumulator, exportModel, loadModel, quantizeLinear, verifyCheck
 import type { QuantizationSettings, QuantizedSource } from '../lib/index.js';
 import type { LinearSpec } from '../lib/models/types.js';
 import { SafetensorsFile } from '../lib/io/safetensors.js';
-import { unpackGptqLinear } from '../lib/io/gptq-unpack.js';
+import { unpackGptqLinear } from '../lib/export/gptq-unpack.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoints.js';
 import { mulberry32, randn } from './reference/oracle.js';
 

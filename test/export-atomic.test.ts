@@ -5,8 +5,8 @@
 import t from 'tap';
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exportModel, type ExportFormat, type QuantizationSettings, type QuantizedSource } from '../lib/io/export.js';
-import { verifyCheckpoint } from '../lib/io/verify.js';
+import { exportModel, type ExportFormat, type QuantizationSettings, type QuantizedSource } from '../lib/export/export.js';
+import { verifyCheckpoint } from '../lib/export/verify.js';
 import { loadModel, type Model } from '../lib/models/model.js';
 import type { LinearSpec } from '../lib/models/types.js';
 import { quantizeLinear } from '../lib/quant/quantize-linear.js';

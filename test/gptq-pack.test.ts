@@ -1,6 +1,6 @@
 import t from 'tap';
-import { gptqShapes, packGptqLinear, type GptqFormat } from '../lib/io/gptq-pack.js';
-import { unpackGptqLinear } from '../lib/io/gptq-unpack.js';
+import { gptqShapes, packGptqLinear, type GptqFormat } from '../lib/export/gptq-pack.js';
+import { unpackGptqLinear } from '../lib/export/gptq-unpack.js';
 import { constantLayer, randomLayer, referenceDequant, type Bits, type QuantizedLayer } from './helpers/gptq-vectors.js';
 
 // Expected words are written as hex literals worked out by hand from docs/formats.md §2.3

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VlmqError } from '../lib/errors.js';
-import { inspectCheckpoint } from '../lib/io/inspect.js';
+import { inspectCheckpoint } from '../lib/export/inspect.js';
 import { loadSafetensors, writeSafetensors, type WritableTensor } from '../lib/io/safetensors.js';
 import { loadModel } from '../lib/models/model.js';
 import { quantize } from '../lib/pipeline/quantize.js';

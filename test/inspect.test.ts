@@ -5,7 +5,7 @@
 import t from 'tap';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inspectCheckpoint } from '../lib/io/inspect.js';
+import { inspectCheckpoint } from '../lib/export/inspect.js';
 import { loadModel } from '../lib/models/model.js';
 import { quantize } from '../lib/pipeline/quantize.js';
 import { corruptCheckpoint, writeTinyCheckpoint, type Architecture, type Layout, type TinyCheckpoint } from './fixtures/checkpoints.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle } from '../lib/data/bundle.js';
 import { syntheticSamples } from '../lib/data/synthetic.js';
 import { loadSafetensors } from '../lib/io/safetensors.js';
-import type { QuantizedLinearData as LinearQuantizationData } from '../lib/io/export.js';
+import type { QuantizedLinearData as LinearQuantizationData } from '../lib/export/export.js';
 import { loadModel, type Model } from '../lib/models/model.js';
 import { quantize, type QuantizeModelOptions } from '../lib/pipeline/quantize.js';
 import { writeTinyCheckpoint, type Architecture } from './fixtures/checkpoints.js';

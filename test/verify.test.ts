@@ -6,7 +6,7 @@ import t from 'tap';
 import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadSafetensors, writeSafetensors, type WritableTensor } from '../lib/io/safetensors.js';
-import { verifyCheckpoint } from '../lib/io/verify.js';
+import { verifyCheckpoint } from '../lib/export/verify.js';
 import { loadModel } from '../lib/models/model.js';
 import { quantize } from '../lib/pipeline/quantize.js';
 import { writeTinyCheckpoint, type Architecture, type Layout, type TinyCheckpoint } from './fixtures/checkpoints.js';

@@ -6,9 +6,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../io/compat.js';
+import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../export/compat.js';
 import { CONFIG_FILE } from '../io/checkpoint.js';
-import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings } from '../io/export.js';
+import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings } from '../export/export.js';
 import { describeKind, placement } from '../io/files.js';
 import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';

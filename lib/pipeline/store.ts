@@ -4,7 +4,7 @@
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VlmqError } from '../errors.js';
-import type { QuantizedLinearData, QuantizedSource } from '../io/export.js';
+import type { QuantizedLinearData, QuantizedSource } from '../export/export.js';
 import { writeError } from '../io/files.js';
 import { temporarySibling } from '../io/move-into-place.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';

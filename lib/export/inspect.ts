@@ -11,7 +11,7 @@ import { expectedTensors, parseModelConfig } from '../models/registry.js';
 import type { Architecture, LanguagePrefixes, ModelConfig, TensorLayout } from '../models/types.js';
 import { invalidParameterError } from '../errors.js';
 import { byteSize, numel } from '../tensor.js';
-import { CONFIG_FILE, Checkpoint } from './checkpoint.js';
+import { CONFIG_FILE, Checkpoint } from '../io/checkpoint.js';
 import { type GptqSettings, gptqSettings } from './gptq-config.js';
 import { gptqShapes } from './gptq-pack.js';
 

@@ -9,12 +9,12 @@ import type { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
 import { type DType, byteSize, f32ToBf16, f32ToF16, toFloat32 } from '../tensor.js';
 import { packageVersion } from '../version.js';
-import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
-import { describeKind, placement, writeError } from './files.js';
+import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from '../io/checkpoint.js';
+import { describeKind, placement, writeError } from '../io/files.js';
+import { type StaleSibling, markPartial, moveIntoPlace, removeStaleSiblings, temporarySibling } from '../io/move-into-place.js';
+import { writeSafetensors } from '../io/safetensors.js';
 import { type LoaderSupport, gptqCompatibility } from './compat.js';
 import { type GptqBits, type GptqFormat, type GptqPackedLinear, gptqShapes, packGptqLinear } from './gptq-pack.js';
-import { writeSafetensors } from './safetensors.js';
-import { type StaleSibling, markPartial, moveIntoPlace, removeStaleSiblings, temporarySibling } from './move-into-place.js';
 
 export type ExportFormat = GptqFormat | 'fake-quant';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['gptq', 'gptq_v2', 'fake-quant'];

@@ -7,7 +7,7 @@
 // familiar "32/b values per word, first value in the least significant bits"; for b = 3 it is
 // AutoGPTQ's three-word layout with values 10 and 21 straddling word boundaries.
 //
-// This file is deliberately not shared with lib/io/gptq-unpack.ts: `vlmq verify` checks exported
+// This file is deliberately not shared with lib/export/gptq-unpack.ts: `vlmq verify` checks exported
 // checkpoints with that independent unpacker, so a bug here cannot hide behind the same bug there.
 
 import { invalidParameterError } from '../errors.js';

@@ -9,7 +9,7 @@ import { expectedTensors, parseModelConfig } from '../models/registry.js';
 import type { LinearSpec } from '../models/types.js';
 import { sameJson } from '../json.js';
 import { toFloat32 } from '../tensor.js';
-import { CONFIG_FILE, Checkpoint, readJsonObject } from './checkpoint.js';
+import { CONFIG_FILE, Checkpoint, readJsonObject } from '../io/checkpoint.js';
 import { encodeFloats } from './export.js';
 import { type GptqSettings, gptqSettings } from './gptq-config.js';
 import { gptqShapes } from './gptq-pack.js';

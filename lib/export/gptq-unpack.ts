@@ -3,7 +3,7 @@
 // three-row shift table with explicit repair of the two values that straddle words 0/1 and 1/2.
 //
 // `vlmq verify` uses this to check exported checkpoints against the fake-quantized weights, so it
-// is intentionally independent of lib/io/gptq-pack.ts (no shared helpers beyond lib/tensor.ts):
+// is intentionally independent of lib/export/gptq-pack.ts (no shared helpers beyond lib/tensor.ts):
 // a packing bug cannot be cancelled out by the same bug in the reader.
 
 import { invalidParameterError } from '../errors.js';
