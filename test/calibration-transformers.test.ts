@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { CalibrationBundle } from '../lib/data/bundle.js';
 import { buildCalibrationBundle } from '../lib/pipeline/calibration.js';
 import { TextProcessor } from '../lib/data/processor.js';
-import { loadSafetensors } from '../lib/io/safetensors.js';
+import { loadSafetensors } from '../lib/io/safetensors-reader.js';
 import { loadModel } from '../lib/models/model.js';
 import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
 import { FIXTURE_IMAGES, VISION_FIXTURES } from './fixtures/transformers/vision-cases.js';

@@ -7,7 +7,8 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle, writePlannedCalibrationBundle, type BundleSample } from '../lib/data/bundle.js';
 import { mropePositions, sequentialPositions } from '../lib/data/positions.js';
-import { SafetensorsFile, writeSafetensors, type WritableTensor } from '../lib/io/safetensors.js';
+import { SafetensorsFile } from '../lib/io/safetensors-reader.js';
+import { writeSafetensors, type WritableTensor } from '../lib/io/safetensors-writer.js';
 import { f32ToBf16, f32ToF16, type DType, type Tensor } from '../lib/tensor.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { decodeImage } from '../lib/data/image.js';
 import { llavaImageProcessorConfig, preprocessLlavaImage } from '../lib/data/llava-image.js';
 import { preprocessQwenImage, qwenImageProcessorConfig } from '../lib/data/qwen-image.js';
-import { loadSafetensors } from '../lib/io/safetensors.js';
+import { loadSafetensors } from '../lib/io/safetensors-reader.js';
 import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
 import { VISION_FIXTURES } from './fixtures/transformers/vision-cases.js';
 

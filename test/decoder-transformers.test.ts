@@ -5,7 +5,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { loadModel } from '../lib/index.js';
-import { loadSafetensors } from '../lib/io/safetensors.js';
+import { loadSafetensors } from '../lib/io/safetensors-reader.js';
 import { DecoderLayer } from '../lib/pipeline/decoder-layer.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoints.js';
 import { TRANSFORMERS_FIXTURES } from './fixtures/transformers/cases.js';

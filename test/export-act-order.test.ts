@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { HessianAccumulator, exportModel, loadModel, quantizeLinear, verifyCheckpoint } from '../lib/index.js';
 import type { QuantizationSettings, QuantizedSource } from '../lib/index.js';
 import type { LinearSpec } from '../lib/models/types.js';
-import { SafetensorsFile } from '../lib/io/safetensors.js';
+import { SafetensorsFile } from '../lib/io/safetensors-reader.js';
 import { unpackGptqLinear } from '../lib/export/gptq-unpack.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoints.js';
 import { mulberry32, randn } from './reference/oracle.js';

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadSafetensors, readSafetensorsHeader } from '../lib/io/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader } from '../lib/io/safetensors-reader.js';
 import { toFloat32, type DType } from '../lib/tensor.js';
 import {
   CORRUPTION_KINDS, INDEX_FILE, corruptCheckpoint, writeTinyCheckpoint,

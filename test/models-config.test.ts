@@ -9,7 +9,8 @@ import { loadModel } from '../lib/models/model.js';
 import type { QwenVisionConfig, SiglipVisionConfig } from '../lib/models/types.js';
 import { writeTinyCheckpoint, type Architecture, type Layout, type TextConfigStyle, type TinyCheckpointOptions } from './fixtures/checkpoints.js';
 import { editJson, readRawHeader, writeJson, type Json } from './helpers/checkpoint-files.js';
-import { loadSafetensors, writeSafetensors } from '../lib/io/safetensors.js';
+import { loadSafetensors } from '../lib/io/safetensors-reader.js';
+import { writeSafetensors } from '../lib/io/safetensors-writer.js';
 
 const LAYOUTS: Layout[] = ['original', 'transformers-4.52'];
 const LINEAR_ORDER = ['k_proj', 'v_proj', 'q_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];

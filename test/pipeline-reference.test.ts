@@ -9,7 +9,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle } from '../lib/data/bundle.js';
 import { syntheticSamples } from '../lib/data/synthetic.js';
-import { loadSafetensors } from '../lib/io/safetensors.js';
+import { loadSafetensors } from '../lib/io/safetensors-reader.js';
 import type { QuantizedLinearData as LinearQuantizationData } from '../lib/export/export.js';
 import { loadModel, type Model } from '../lib/models/model.js';
 import { quantize, type QuantizeModelOptions } from '../lib/pipeline/quantize.js';

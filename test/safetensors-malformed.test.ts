@@ -4,7 +4,7 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SafetensorsFile } from '../lib/io/safetensors.js';
+import { SafetensorsFile } from '../lib/io/safetensors-reader.js';
 
 /** u64 LE header length (the header's own length unless `declaredLength` says otherwise), header, data. */
 function handBuilt(header: string | Uint8Array, data: ArrayLike<number> = [], declaredLength?: bigint): Buffer {

@@ -4,7 +4,8 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SafetensorsFile, loadSafetensors, readSafetensorsHeader, writeSafetensors, type WritableTensor } from '../lib/io/safetensors.js';
+import { SafetensorsFile, loadSafetensors, readSafetensorsHeader } from '../lib/io/safetensors-reader.js';
+import { writeSafetensors, type WritableTensor } from '../lib/io/safetensors-writer.js';
 import { DTYPES, DTYPE_ARRAY, DTYPE_BITS, byteSize, type DType, type TypedArray } from '../lib/tensor.js';
 
 /** A safetensors file assembled byte by byte: u64 LE header length, header text, data. */

@@ -4,7 +4,9 @@
 import t from 'tap';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MAX_HEADER_SIZE, SafetensorsFile, writeSafetensors, type WritableTensor } from '../lib/io/safetensors.js';
+import { MAX_HEADER_SIZE } from '../lib/io/safetensors-format.js';
+import { SafetensorsFile } from '../lib/io/safetensors-reader.js';
+import { writeSafetensors, type WritableTensor } from '../lib/io/safetensors-writer.js';
 import { DTYPES, DTYPE_ARRAY, byteSize, type DType } from '../lib/tensor.js';
 
 function zeros(name: string, dtype: DType, shape: number[]): WritableTensor {

@@ -5,7 +5,8 @@
 import t from 'tap';
 import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadSafetensors, writeSafetensors, type WritableTensor } from '../lib/io/safetensors.js';
+import { loadSafetensors } from '../lib/io/safetensors-reader.js';
+import { writeSafetensors, type WritableTensor } from '../lib/io/safetensors-writer.js';
 import { verifyCheckpoint } from '../lib/export/verify.js';
 import { loadModel } from '../lib/models/model.js';
 import { quantize } from '../lib/pipeline/quantize.js';

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { loadModel } from '../lib/index.js';
-import { loadSafetensors } from '../lib/io/safetensors.js';
+import { loadSafetensors } from '../lib/io/safetensors-reader.js';
 import { VisionTower } from '../lib/pipeline/vision-tower.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoints.js';
 import { TOWER_FIXTURES, pixelCount } from './fixtures/transformers/tower-cases.js';

@@ -12,7 +12,7 @@ import { packageVersion } from '../version.js';
 import { CONFIG_FILE, INDEX_FILE, SINGLE_FILE } from '../io/checkpoint.js';
 import { describeKind, placement, writeError } from '../io/files.js';
 import { type StaleSibling, markPartial, moveIntoPlace, removeStaleSiblings, temporarySibling } from '../io/move-into-place.js';
-import { writeSafetensors } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors-writer.js';
 import { type LoaderSupport, gptqCompatibility } from './compat.js';
 import { type GptqBits, type GptqFormat, type GptqPackedLinear, gptqShapes, packGptqLinear } from './gptq-pack.js';
 

@@ -7,7 +7,7 @@ import { describeValue, fileError, invalidParameterError } from '../errors.js';
 import { parseJsonObject } from '../json.js';
 import type { DType, Tensor } from '../tensor.js';
 import { describeKind, fsError, readRegularFile, regularFileSize } from './files.js';
-import { SafetensorsFile } from './safetensors.js';
+import { SafetensorsFile } from './safetensors-reader.js';
 
 export const CONFIG_FILE = 'config.json';
 export const SINGLE_FILE = 'model.safetensors';

@@ -12,7 +12,7 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeSafetensors, type WritableTensor } from '../io/safetensors.js';
+import { writeSafetensors, type WritableTensor } from '../io/safetensors-writer.js';
 import { mulberry32Uint } from '../random.js';
 import { byteSize, f32ToBf16, f32ToF16, numel, type DType } from '../tensor.js';
 import {

@@ -7,7 +7,8 @@ import { VlmqError } from '../errors.js';
 import type { QuantizedLinearData, QuantizedSource } from '../export/export.js';
 import { writeError } from '../io/files.js';
 import { temporarySibling } from '../io/move-into-place.js';
-import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { SafetensorsFile } from '../io/safetensors-reader.js';
+import { writeSafetensors } from '../io/safetensors-writer.js';
 import type { LinearName, LinearSpec } from '../models/types.js';
 import { STATE_FILE as STATE, layerFileName as layerFile } from './work-dir.js';
 
