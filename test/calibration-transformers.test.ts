@@ -11,7 +11,7 @@ import { buildCalibrationBundle } from '../lib/pipeline/calibration.js';
 import { TextProcessor } from '../lib/data/processor.js';
 import { loadSafetensors } from '../lib/io/safetensors-reader.js';
 import { loadModel } from '../lib/models/model.js';
-import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../lib/demo/tiny-checkpoint.js';
 import { FIXTURE_IMAGES, VISION_FIXTURES } from './fixtures/transformers/vision-cases.js';
 import { maxRelativeError } from './helpers/problems.js';
 

@@ -18,7 +18,7 @@ import { preprocessQwenImage, qwenImageProcessorConfig } from '../lib/data/qwen-
 import { verifyCheckpoint } from '../lib/export/verify.js';
 import { type Model, loadModel } from '../lib/models/model.js';
 import type { ArchitectureId } from '../lib/models/types.js';
-import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../lib/demo/tiny-checkpoint.js';
 import { quantize } from '../lib/pipeline/quantize.js';
 import { toFloat32 } from '../lib/tensor.js';
 

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import {
   builtinRecords, generateBuiltinItems, writeBuiltinSet,
   type BarChartData, type BuiltinItem, type DocumentData, type LineChartData, type TableData,
-} from '../lib/data/builtin-set.js';
+} from '../lib/demo/builtin-set.js';
 import { readShareGPT4V } from '../lib/data/calibration-set.js';
 
 const ORDINAL = ['first', 'second', 'third', 'fourth', 'fifth', 'sixth', 'seventh', 'eighth', 'ninth', 'tenth'];

@@ -9,7 +9,7 @@ import { decodeImage } from '../lib/data/image.js';
 import { llavaImageProcessorConfig, preprocessLlavaImage } from '../lib/data/llava-image.js';
 import { preprocessQwenImage, qwenImageProcessorConfig } from '../lib/data/qwen-image.js';
 import { loadSafetensors } from '../lib/io/safetensors-reader.js';
-import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../lib/demo/tiny-checkpoint.js';
 import { VISION_FIXTURES } from './fixtures/transformers/vision-cases.js';
 
 const here = join(import.meta.dirname, 'fixtures', 'transformers');

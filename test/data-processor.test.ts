@@ -7,7 +7,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TextProcessor } from '../lib/data/processor.js';
 import { loadModel } from '../lib/models/model.js';
-import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../lib/demo/tiny-checkpoint.js';
 
 const conversation = { images: 2, prompt: 'Describe the chart.', answer: 'Two bars.' };
 

@@ -5,7 +5,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle } from '../lib/data/bundle.js';
 import { mropePositions, sequentialPositions } from '../lib/data/positions.js';
-import { describeSamples, syntheticSamples, type SyntheticOptions } from '../lib/data/synthetic.js';
+import { describeSamples, syntheticSamples, type SyntheticOptions } from '../lib/demo/synthetic.js';
 
 const BASE: SyntheticOptions = { samples: 3, hidden: 32, textTokens: 7, imageGrid: [4, 5], mrope: true, seed: 42 };
 

@@ -6,11 +6,11 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { MODALITY, type BundleSample } from '../lib/data/bundle.js';
-import { syntheticSamples } from '../lib/data/synthetic.js';
+import { syntheticSamples } from '../lib/demo/synthetic.js';
 import type { QuantizedLinearData } from '../lib/export/export.js';
 import { loadModel } from '../lib/models/model.js';
 import type { LinearSpec } from '../lib/models/types.js';
-import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../lib/demo/tiny-checkpoint.js';
 import { layerErrors, modelErrors } from '../lib/pipeline/evaluate.js';
 import { toFloat32 } from '../lib/tensor.js';
 import { type DecoderDims, type DecoderWeights, decoderLayer, randomTokens } from './reference/decoder.js';

@@ -12,7 +12,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
-import { writeBuiltinSet } from '../lib/data/builtin-set.js';
+import { writeBuiltinSet } from '../lib/demo/builtin-set.js';
 import { Output } from '../lib/cli/output.js';
 import { quantizeCommand } from '../lib/cli/quantize.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoints.js';

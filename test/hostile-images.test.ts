@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { Calibration, buildCalibrationBundle } from '../lib/pipeline/calibration.js';
 import { MAX_IMAGE_PIXELS, decodeImage, readImageSize } from '../lib/data/image.js';
 import { loadModel } from '../lib/models/model.js';
-import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../lib/demo/tiny-checkpoint.js';
 import { bilevelPng } from './fixtures/images.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -13,7 +13,7 @@ import { Calibration } from '../lib/pipeline/calibration.js';
 import { TextProcessor } from '../lib/data/processor.js';
 import { TEMPLATE_HEAP_LIMIT_MB, TEMPLATE_OUTPUT_LIMIT, TEMPLATE_TIME_LIMIT_MS } from '../lib/data/template-renderer.js';
 import { loadModel } from '../lib/models/model.js';
-import { writeTinyCheckpoint } from '../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../lib/demo/tiny-checkpoint.js';
 
 const conversation = { images: 1, prompt: 'Describe it.', answer: 'A square.' };
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

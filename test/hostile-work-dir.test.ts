@@ -12,7 +12,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle } from '../lib/data/bundle.js';
-import { syntheticSamples } from '../lib/data/synthetic.js';
+import { syntheticSamples } from '../lib/demo/synthetic.js';
 import { PARTIAL_MARK } from '../lib/io/move-into-place.js';
 import { loadModel } from '../lib/models/model.js';
 import { type QuantizeEvent, quantize } from '../lib/pipeline/quantize.js';

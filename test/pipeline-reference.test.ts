@@ -8,7 +8,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle } from '../lib/data/bundle.js';
-import { syntheticSamples } from '../lib/data/synthetic.js';
+import { syntheticSamples } from '../lib/demo/synthetic.js';
 import { loadSafetensors } from '../lib/io/safetensors-reader.js';
 import type { QuantizedLinearData as LinearQuantizationData } from '../lib/export/export.js';
 import { loadModel, type Model } from '../lib/models/model.js';

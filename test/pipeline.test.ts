@@ -8,7 +8,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CalibrationBundle, writeCalibrationBundle, type BundleSample } from '../lib/data/bundle.js';
-import { syntheticSamples } from '../lib/data/synthetic.js';
+import { syntheticSamples } from '../lib/demo/synthetic.js';
 import { loadModel, type Model } from '../lib/models/model.js';
 import { DecoderLayer } from '../lib/pipeline/decoder-layer.js';
 import { quantize, type QuantizationRun, type QuantizeEvent, type QuantizeModelOptions } from '../lib/pipeline/quantize.js';

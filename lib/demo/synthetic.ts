@@ -2,7 +2,7 @@
 // VLMQ's effect"): many redundant vision tokens and few informative text tokens.
 //
 // Each sample is   [text: ⌈textTokens/2⌉] [image: h·w tokens] [text: ⌊textTokens/2⌋]
-// with positions from positions.ts (M-RoPE as get_rope_index computes them, or 1-D) and the
+// with positions from data/positions.ts (M-RoPE as get_rope_index computes them, or 1-D) and the
 // modality mask (0 text, 1 image). Embeddings are F32:
 //  - text tokens are isotropic: every coordinate N(0, scale²);
 //  - one global "vision subspace" of dimension `visionSubspace` (default min(H, 4·visionRank)) is
@@ -16,10 +16,10 @@
 // while a sample's image tokens span ≤ visionRank directions up to noise, and all samples' image
 // tokens together span ≤ visionSubspace; text tokens span every direction.
 
+import { MODALITY, type BundleSample } from '../data/bundle.js';
+import { modalityMask, mropePositions, sequentialPositions, type PositionPart } from '../data/positions.js';
 import { invalidParameterError } from '../errors.js';
 import { Random } from '../random.js';
-import { MODALITY, type BundleSample } from './bundle.js';
-import { modalityMask, mropePositions, sequentialPositions, type PositionPart } from './positions.js';
 
 export interface SyntheticOptions {
   /** Number of samples (≥ 1). */

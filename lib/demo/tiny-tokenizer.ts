@@ -133,4 +133,4 @@ export function addedTokensDecoder(vocab: number, specials: readonly string[]): 
   ]));
 }
 
-export { LLAVA_OV_CHAT_TEMPLATE, QWEN_VL_CHAT_TEMPLATE } from './chat-templates.js';
+export { LLAVA_OV_CHAT_TEMPLATE, QWEN_VL_CHAT_TEMPLATE } from '../models/chat-templates.js';

@@ -5,15 +5,15 @@
 // their errors against full precision after every layer and of the logits on held-out samples
 // (text and image tokens apart), the next-token agreement, and the VLMQ result exported as a GPTQ checkpoint and verified.
 import { join } from 'node:path';
-import { CalibrationBundle, type BundleSample } from './data/bundle.js';
-import { builtinRecords } from './data/builtin-set.js';
-import type { ExportReport } from './export/export.js';
-import { verifyCheckpoint, type VerifyReport } from './export/verify.js';
-import { loadModel } from './models/model.js';
-import { writeTinyCheckpoint } from './models/tiny-checkpoint.js';
-import { buildCalibrationBundle, type CalibrationReport } from './pipeline/calibration.js';
-import { type LayerErrors, type OutputErrors, modelErrors } from './pipeline/evaluate.js';
-import { type ModelMethod, type QuantizeEvent, quantize } from './pipeline/quantize.js';
+import { CalibrationBundle, type BundleSample } from '../data/bundle.js';
+import type { ExportReport } from '../export/export.js';
+import { verifyCheckpoint, type VerifyReport } from '../export/verify.js';
+import { loadModel } from '../models/model.js';
+import { buildCalibrationBundle, type CalibrationReport } from '../pipeline/calibration.js';
+import { type LayerErrors, type OutputErrors, modelErrors } from '../pipeline/evaluate.js';
+import { type ModelMethod, type QuantizeEvent, quantize } from '../pipeline/quantize.js';
+import { builtinRecords } from './builtin-set.js';
+import { writeTinyCheckpoint } from './tiny-checkpoint.js';
 
 export const DEMO = {
   model: { architecture: 'qwen2_vl', layers: 4, hidden: 128, intermediate: 384, heads: 4, kvHeads: 2, seed: 2026, vision: { depth: 2, width: 64, heads: 4 } },

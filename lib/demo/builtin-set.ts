@@ -24,10 +24,10 @@
 import { mkdir, readFile, rm, stat, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
+import { readShareGPT4V, type CalibrationRecord } from '../data/calibration-set.js';
 import { fileError, invalidParameterError, VlmqError } from '../errors.js';
-import { readShareGPT4V, type CalibrationRecord } from './calibration-set.js';
-import { Random } from '../random.js';
 import { markPartial, moveIntoPlace, temporarySibling } from '../io/move-into-place.js';
+import { Random } from '../random.js';
 
 export interface BuiltinSetOptions {
   /** Number of image–text pairs (integer in [1, 100000]; default 24). */
