@@ -2,6 +2,7 @@
 // a fake-quant checkpoint (the dequantized weights in the original layout and dtype). Tensors are
 // produced one at a time while they are written; the whole directory is assembled under a
 // temporary name next to the destination and renamed into place only when complete.
+import type { Stats } from 'node:fs';
 import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { VlmqError, fileError, invalidParameterError } from '../errors.js';
@@ -18,6 +19,9 @@ import { type GptqBits, type GptqFormat, type GptqPackedLinear, gptqShapes, pack
 
 export type ExportFormat = GptqFormat | 'fake-quant';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['gptq', 'gptq_v2', 'fake-quant'];
+
+/** Largest shard of tensor data unless told otherwise: 5 GB, as Hugging Face writes. */
+export const DEFAULT_MAX_SHARD_BYTES = 5e9;
 
 /** What the exporter needs of one quantized linear (a subset of LinearQuantization). */
 export interface QuantizedLinearData {
@@ -49,7 +53,7 @@ export interface QuantizationSettings {
 export interface ExportOptions {
   format: ExportFormat;
   settings: QuantizationSettings;
-  /** Largest shard in bytes of tensor data (default 5 GB, as Hugging Face writes). */
+  /** Largest shard in bytes of tensor data (default DEFAULT_MAX_SHARD_BYTES, 5 GB, as Hugging Face writes). */
   maxShardBytes?: number;
   /** Replace an existing directory at the destination. */
   overwrite?: boolean;
@@ -89,11 +93,24 @@ interface PlannedTensor {
   data: () => Promise<ArrayBufferView>;
 }
 
+/**
+ * The format of an export: `format` when given, else `gptq` for symmetric settings and `gptq_v2`
+ * for asymmetric ones (v1 stores zero points minus one, so it cannot hold a zero point of 0).
+ */
+export function exportFormat(settings: Pick<QuantizationSettings, 'sym'>, format?: ExportFormat): ExportFormat {
+  return checkFormat(format ?? (settings.sym ? 'gptq' : 'gptq_v2'));
+}
+
+function checkFormat(format: ExportFormat): ExportFormat {
+  if (!EXPORT_FORMATS.includes(format)) throw invalidParameterError('format', `one of ${EXPORT_FORMATS.join(', ')}`, format);
+  return format;
+}
+
 export async function exportModel(model: Model, source: QuantizedSource, outDir: string, options: ExportOptions): Promise<ExportReport> {
-  const { format, settings } = options;
+  const { settings } = options;
   options.signal?.throwIfAborted();
-  if (!EXPORT_FORMATS.includes(format)) throw invalidParameterError('format', EXPORT_FORMATS.join(', '), format);
-  const maxShardBytes = options.maxShardBytes ?? 5e9;
+  const format = checkFormat(options.format);
+  const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   if (!(maxShardBytes > 0)) throw invalidParameterError('maxShardBytes', 'a positive number', maxShardBytes);
   const destination = resolve(outDir);
   await checkDestination(destination, options.overwrite ?? false, model.dir);
@@ -360,26 +377,52 @@ async function copyAuxiliary(from: string, to: string): Promise<string[]> {
   return copied;
 }
 
+/** Why an export may not go to a destination (see exportDestinationProblem), for each caller to word. */
+export type DestinationProblem =
+  | { problem: 'model' }
+  | { problem: 'no-parent'; parent: string }
+  | { problem: 'not-directory'; found: Stats }
+  | { problem: 'not-empty' }
+  | { problem: 'not-checkpoint'; entries: string[] };
+
 /**
  * Where an export may go: not the model directory nor one that contains it; a new directory in an
  * existing parent, an empty one, or with `overwrite` a checkpoint directory (one with a
- * config.json), since replacing it deletes what it holds.
+ * config.json), since replacing it deletes what it holds. Null when `destination` (absolute) is
+ * such a place.
  */
-async function checkDestination(destination: string, overwrite: boolean, modelDir: string): Promise<void> {
-  if (['same', 'contains'].includes(await placement(destination, modelDir))) {
-    throw invalidParameterError('out', 'a directory other than the model directory, and not one that contains it', destination);
-  }
+export async function exportDestinationProblem(destination: string, overwrite: boolean, modelDir: string): Promise<DestinationProblem | null> {
+  if (['same', 'contains'].includes(await placement(destination, modelDir))) return { problem: 'model' };
   const existing = await stat(destination).catch(() => null);
   if (!existing) {
     const parent = await stat(dirname(destination)).catch(() => null);
-    if (!parent?.isDirectory()) throw fileError(dirname(destination), 'the parent directory of the output does not exist');
-    return;
+    return parent?.isDirectory() ? null : { problem: 'no-parent', parent: dirname(destination) };
   }
-  if (!existing.isDirectory()) throw fileError(destination, `exists and is ${describeKind(existing)}, not a directory`);
+  if (!existing.isDirectory()) return { problem: 'not-directory', found: existing };
   const entries = await readdir(destination);
-  if (entries.length === 0) return;
-  if (!overwrite) throw fileError(destination, 'exists and is not empty (pass overwrite to replace it)');
-  if (!entries.includes(CONFIG_FILE)) {
-    throw fileError(destination, `is not a checkpoint directory (no ${CONFIG_FILE}; it holds ${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); overwrite replaces only a checkpoint, since the old directory is deleted`);
+  if (entries.length === 0) return null;
+  if (!overwrite) return { problem: 'not-empty' };
+  return entries.includes(CONFIG_FILE) ? null : { problem: 'not-checkpoint', entries };
+}
+
+/** "a.json, b.txt, …": the first entries of a directory, for a message. */
+export function describeEntries(entries: readonly string[]): string {
+  return `${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}`;
+}
+
+async function checkDestination(destination: string, overwrite: boolean, modelDir: string): Promise<void> {
+  const found = await exportDestinationProblem(destination, overwrite, modelDir);
+  if (found === null) return;
+  switch (found.problem) {
+    case 'model':
+      throw invalidParameterError('out', 'a directory other than the model directory, and not one that contains it', destination);
+    case 'no-parent':
+      throw fileError(found.parent, 'the parent directory of the output does not exist');
+    case 'not-directory':
+      throw fileError(destination, `exists and is ${describeKind(found.found)}, not a directory`);
+    case 'not-empty':
+      throw fileError(destination, 'exists and is not empty (pass overwrite to replace it)');
+    case 'not-checkpoint':
+      throw fileError(destination, `is not a checkpoint directory (no ${CONFIG_FILE}; it holds ${describeEntries(found.entries)}); overwrite replaces only a checkpoint, since the old directory is deleted`);
   }
 }
