@@ -10,7 +10,8 @@
 // per channel and 2 bits g128, all with act-order: the relative squared error ‖ΔY‖²/‖Y‖² of the
 // last layer's output on held-out samples of the same distribution, on text tokens, on vision
 // tokens and overall, VLMQ's error relative to each baseline, and its mean factors per modality.
-import { type ModalityMeans, type ModelMethod, type QuantizeEvent, type QuantizeModelOptions, quantize, syntheticSamples } from '../lib/index.js';
+import { syntheticSamples } from '../lib/demo/index.js';
+import { type ModalityMeans, type ModelMethod, type QuantizeEvent, type QuantizeModelOptions, quantize } from '../lib/index.js';
 import { type ModalityErrors, layerErrors } from '../lib/pipeline/evaluate.js';
 import { workspace } from './models.js';
 import type { BenchOptions, Row } from './util.js';

@@ -3,7 +3,8 @@
 // tokens (32 text tokens around a 16×30 image): seconds per layer by phase and each phase's share,
 // for GPTQ, GPTAQ and VLMQ (3-bit, act-order). Baseline, measured in the same run: one forward
 // pass of a layer over all tokens, so the ratio reads as "a quantized layer costs N forwards".
-import { DecoderLayer, type PipelineEvent, quantize, syntheticSamples } from '../lib/index.js';
+import { syntheticSamples } from '../lib/demo/index.js';
+import { DecoderLayer, type PipelineEvent, quantize } from '../lib/index.js';
 import { describePhases } from '../lib/cli/run-log.js';
 import { type BundleSample } from '../lib/data/bundle.js';
 import { concatRows, packBatches } from '../lib/pipeline/batches.js';

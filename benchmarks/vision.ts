@@ -10,8 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { VisionTower, decodeImage, loadModel, preprocessQwenImage, qwenImageProcessorConfig, writeTinyCheckpoint } from '../lib/index.js';
-import type { TinyCheckpointOptions } from '../lib/index.js';
+import { type TinyCheckpointOptions, writeTinyCheckpoint } from '../lib/demo/index.js';
+import { VisionTower, decodeImage, loadModel, preprocessQwenImage, qwenImageProcessorConfig } from '../lib/index.js';
 import { type BenchOptions, type Row, baseline, bestOf, gflops, randomFloats, secs } from './util.js';
 
 interface TowerCase {

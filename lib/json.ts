@@ -1,7 +1,7 @@
 // Comparing JSON values as data: object key order does not count (tools re-save configs with
-// sorted keys). Reading a checkpoint's optional JSON files with errors that name them.
+// sorted keys). Parsing a checkpoint's JSON objects with errors that name the file (io/checkpoint.ts
+// reads them).
 import { describeValue, fileError } from './errors.js';
-import { readRegularFile, regularFileSize } from './io/files.js';
 
 /** JSON with object keys sorted at every level. */
 export function canonicalJson(value: unknown): string {
@@ -15,15 +15,6 @@ export function canonicalJson(value: unknown): string {
 
 export function sameJson(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
-}
-
-/**
- * A JSON object file of a checkpoint: null when it does not exist, an error naming the file when
- * it cannot be read or parsed (a directory, FIFO or device in its place is refused by kind).
- */
-export async function readOptionalJson(path: string): Promise<Record<string, unknown> | null> {
-  if ((await regularFileSize(path, 'JSON file')) === null) return null;
-  return parseJsonObject(path, await readRegularFile(path, 'JSON file', 'utf8'));
 }
 
 /**

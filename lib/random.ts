@@ -4,7 +4,7 @@
 /**
  * sfc32 seeded through splitmix32: uniforms in [0, 1) and standard normals (Box–Muller).
  * `uniform()` is integer arithmetic and one exact division, so a seed gives the same stream on every
- * platform (calibration-set.ts and builtin-set.ts use only it); `normal()` goes through Math.log and
+ * platform (data/calibration-set.ts and demo/builtin-set.ts use only it); `normal()` goes through Math.log and
  * Math.cos, which engines need not round alike.
  */
 export class Random {

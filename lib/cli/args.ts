@@ -248,8 +248,11 @@ export interface QuantizerSettings {
   ignored: string[];
 }
 
-/** Quantizer flags → options, validated by resolveLinearOptions with the flag named in any error. */
-export function quantizerOptionsFromFlags(command: string, values: FlagValues): QuantizerSettings {
+/**
+ * The quantizer flags given, as the options they set: parsed (numbers are numbers), not yet
+ * checked; resolveLinearOptions, or the resolver of the options they are part of, checks them.
+ */
+export function parseQuantizerFlags(values: FlagValues): QuantizeLinearOptions {
   const options: Record<string, unknown> = {};
   for (const [name, flag] of Object.entries(QUANTIZER_FLAGS)) {
     const text = values[name];
@@ -259,16 +262,22 @@ export function quantizerOptionsFromFlags(command: string, values: FlagValues): 
     else if (flag.kind === 'number') options[flag.option] = parseNumber(`--${name}`, String(text));
     else options[flag.option] = text;
   }
+  return options as QuantizeLinearOptions;
+}
+
+/** Quantizer flags → options, validated by resolveLinearOptions with the flag named in any error. */
+export function quantizerOptionsFromFlags(command: string, values: FlagValues): QuantizerSettings {
+  const options = parseQuantizerFlags(values);
   let resolved: NativeLinearOptions;
   try {
-    resolved = resolveLinearOptions(options as QuantizeLinearOptions);
+    resolved = resolveLinearOptions(options);
   } catch (error) {
     throw asFlagError(error, optionFlags(), helpHint(command));
   }
   const ignored = Object.entries(QUANTIZER_FLAGS)
     .filter(([name, flag]) => values[name] !== undefined && flag.only !== undefined && !flag.only.includes(resolved.method))
     .map(([name]) => `--${name}`);
-  return { options: options as QuantizeLinearOptions, resolved, ignored };
+  return { options, resolved, ignored };
 }
 
 /** Option name → "--flag" for every quantizer option. */

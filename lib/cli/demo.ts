@@ -1,4 +1,4 @@
-// vlmq demo: the whole system on its embedded default (lib/demo.ts) — a tiny Qwen2-VL checkpoint,
+// vlmq demo: the whole system on its embedded default (lib/demo/run.ts) — a tiny Qwen2-VL checkpoint,
 // the built-in image-text calibration set, RTN/GPTQ/GPTAQ/VLMQ at 3 bits, a table of errors
 // against full precision on held-out samples, and a verified GPTQ export. Works in a temporary
 // directory that is removed afterwards, unless --dir names one to keep.
@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DEMO, DEMO_METHODS, type DemoEvent, type DemoResult, runDemo } from '../demo.js';
+import { DEMO, DEMO_METHODS, type DemoEvent, type DemoResult, runDemo } from '../demo/run.js';
 import { type FlagTable, UsageError, formatHelp, helpHint, parseFlags, stringFlag } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
 import { type Output, formatSeconds } from './output.js';

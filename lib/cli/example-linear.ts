@@ -6,7 +6,7 @@
 // exercises the statistics code. Sequences are generated while the previous one accumulates.
 import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { writeSafetensors } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors-writer.js';
 import { mulberry32 } from '../random.js';
 import { HessianAccumulator } from '../quant/hessian-accumulator.js';
 import { type DType, f32ToBf16, f32ToF16 } from '../tensor.js';

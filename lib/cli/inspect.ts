@@ -2,8 +2,8 @@
 // (inspectCheckpoint): architecture, dimensions, vision tower, parameter counts, dtypes, files and,
 // for a GPTQ checkpoint, its quantization settings — and every problem `vlmq quantize` would
 // refuse the checkpoint for, after which it exits 2. It reads no tensor data.
-import type { InspectReport } from '../io/inspect.js';
-import { inspectCheckpoint } from '../io/inspect.js';
+import type { InspectReport } from '../export/inspect.js';
+import { inspectCheckpoint } from '../export/inspect.js';
 import { type FlagTable, UsageError, asInputError, checkInputDirectory, formatHelp, parseFlags } from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { formatBytes, formatFields } from './output.js';

@@ -4,7 +4,8 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { SafetensorsFile, type TensorInfo, type WritableTensor, writeSafetensors } from '../io/safetensors.js';
+import { SafetensorsFile, type TensorInfo } from '../io/safetensors-reader.js';
+import { type WritableTensor, writeSafetensors } from '../io/safetensors-writer.js';
 import { setThreads } from '../native/info.js';
 import type { NativeLinearOptions } from '../native/binding.js';
 import { type LinearQuantization, type LinearStatistics, quantizeLinear } from '../quant/quantize-linear.js';

@@ -6,21 +6,25 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../io/compat.js';
-import { CONFIG_FILE } from '../io/checkpoint.js';
-import { EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings } from '../io/export.js';
-import { describeKind, placement } from '../io/files.js';
-import { type Model, loadModel } from '../models/model.js';
 import { CalibrationBundle } from '../data/bundle.js';
-import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS, calibrationShortfall } from '../data/calibration.js';
 import { MAX_IMAGE_PIXELS } from '../data/image.js';
+import { type LoaderSupport, formatCompatibility, gptqCompatibility } from '../export/compat.js';
 import {
-  MODEL_METHODS, type ModelMethod, type QuantizationRun, type QuantizeEvent, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions, quantize, resolveQuantizeOptions,
+  DEFAULT_MAX_SHARD_BYTES, EXPORT_FORMATS, type ExportFormat, type ExportReport, type QuantizationSettings, describeEntries, exportDestinationProblem, exportFormat,
+} from '../export/export.js';
+import { CONFIG_FILE } from '../io/checkpoint.js';
+import { describeKind } from '../io/files.js';
+import { type Model, loadModel } from '../models/model.js';
+import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS, calibrationShortfall } from '../pipeline/calibration.js';
+import type { ImportanceOptions } from '../pipeline/importance.js';
+import {
+  DEFAULT_BATCH_TOKENS, DEFAULT_IMPORTANCE, DEFAULT_MEMORY_BYTES, IMPORTANCE_CHOICES, MODEL_METHODS, type ModelMethod, type QuantizationRun, type QuantizeEvent, type QuantizeModelOptions, type ResolvedQuantizeOptions, type SaveOptions,
+  VLMQ_BASES, quantize, resolveQuantizeOptions,
 } from '../pipeline/quantize.js';
 import { checkWorkDir } from '../pipeline/work-dir.js';
 import {
   type FlagTable, type FlagValues, QUANTIZER_FLAGS, UsageError, asFlagError, asInputError, checkInputDirectory, checkInputFile, formatHelp, helpHint,
-  optionFlags, parseFlags, parseInteger, quantizerFlagTable, quantizerOptionsFromFlags, stringFlag,
+  optionFlags, parseFlags, parseInteger, parseQuantizerFlags, quantizerFlagTable, stringFlag,
 } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
 import { type Output, formatBytes, formatFields, formatSeconds } from './output.js';
@@ -29,19 +33,15 @@ import { RunLog } from './run-log.js';
 
 const NAME = 'quantize';
 
-
 const FAKE_QUANT_DTYPES = { original: 'original', bf16: 'BF16', f16: 'F16', f32: 'F32' } as const;
 type FakeQuantDtype = (typeof FAKE_QUANT_DTYPES)[keyof typeof FAKE_QUANT_DTYPES];
 
-const DEFAULT_MAX_SHARD_SIZE = '5GB';
-
 const { method: _layerMethod, ...QUANTIZER } = quantizerFlagTable('Quantizer');
-const IMPORTANCE = { norm: ['l1', 'l2'], power: ['1', '2'], fallback: ['uniform', 'rtn-probe'] } as const;
 
 /** Library option → the flag that sets it, for error messages. */
 const OPTION_FLAGS: Readonly<Record<string, string>> = {
   ...optionFlags(), method: '--method', base: '--base', calibration: '--calib', batchTokens: '--batch-tokens', memory: '--memory',
-  'importance.norm': '--importance-norm', 'importance.power': '--importance-power', 'importance.fallback': '--importance-fallback',
+  'importance.norm': '--importance-norm', 'importance.power': '--importance-power', 'importance.fallback': '--importance-fallback', format: '--format',
 };
 /** Flags that only the calibrated methods use. */
 const CALIBRATION_FLAGS = ['images', 'samples', 'max-tokens', 'seed', 'max-image-pixels', 'base', 'importance-norm', 'importance-power', 'importance-fallback', 'memory', 'batch-tokens', 'work-dir', 'resume', 'keep-work'];
@@ -59,18 +59,18 @@ const FLAGS: FlagTable = {
   overwrite: { type: 'boolean', description: 'replace --out when it exists and is not empty (the old directory is removed only after the new one is in place)', group: 'Files' },
   method: { type: 'string', value: MODEL_METHODS.join('|'), description: 'rtn: round to nearest, data-free; gptq; gptaq: gptq with the asymmetric term; vlmq: importance-weighted statistics on a gptq or gptaq base', default: 'vlmq with --calib, rtn without', group: 'Quantizer' },
   ...QUANTIZER,
-  base: { type: 'string', value: 'gptq|gptaq', description: "vlmq: the sweep it runs on (the paper's choice: gptq for 2 bits, gptaq otherwise)", default: 'gptaq, gptq for --bits 2', group: 'VLMQ' },
-  'importance-norm': { type: 'string', value: IMPORTANCE.norm.join('|'), description: "vlmq: a token's factor is the mean |∂L/∂Z| over the projection's outputs (l1, the paper's) or its root mean square (l2)", default: 'l1', group: 'VLMQ' },
-  'importance-power': { type: 'string', value: IMPORTANCE.power.join('|'), description: 'vlmq: weight of a token in the statistics, g (1, v1 of the paper) or g² (2, v2)', default: '1', group: 'VLMQ' },
-  'importance-fallback': { type: 'string', value: IMPORTANCE.fallback.join('|'), description: 'vlmq: factors of a layer whose block loss is zero (layer 0): all equal (uniform), or from the block with its attention weights round-to-nearest quantized (rtn-probe)', default: 'uniform', group: 'VLMQ' },
-  memory: { type: 'string', value: 'SIZE', description: 'RAM for the two activation streams (full precision and quantized); samples beyond it are kept in a file in the work directory', default: '4GiB', group: 'Run' },
-  'batch-tokens': { type: 'string', value: 'N', description: 'tokens per forward batch (whole samples are packed up to it)', default: '4096', group: 'Run' },
+  base: { type: 'string', value: VLMQ_BASES.join('|'), description: "vlmq: the sweep it runs on (the paper's choice: gptq for 2 bits, gptaq otherwise)", default: 'gptaq, gptq for --bits 2', group: 'VLMQ' },
+  'importance-norm': { type: 'string', value: IMPORTANCE_CHOICES.norm.join('|'), description: "vlmq: a token's factor is the mean |∂L/∂Z| over the projection's outputs (l1, the paper's) or its root mean square (l2)", default: DEFAULT_IMPORTANCE.norm, group: 'VLMQ' },
+  'importance-power': { type: 'string', value: IMPORTANCE_CHOICES.power.join('|'), description: 'vlmq: weight of a token in the statistics, g (1, v1 of the paper) or g² (2, v2)', default: String(DEFAULT_IMPORTANCE.power), group: 'VLMQ' },
+  'importance-fallback': { type: 'string', value: IMPORTANCE_CHOICES.fallback.join('|'), description: 'vlmq: factors of a layer whose block loss is zero (layer 0): all equal (uniform), or from the block with its attention weights round-to-nearest quantized (rtn-probe)', default: DEFAULT_IMPORTANCE.fallback, group: 'VLMQ' },
+  memory: { type: 'string', value: 'SIZE', description: 'RAM for the two activation streams (full precision and quantized); samples beyond it are kept in a file in the work directory', default: `${DEFAULT_MEMORY_BYTES / 2 ** 30}GiB`, group: 'Run' },
+  'batch-tokens': { type: 'string', value: 'N', description: 'tokens per forward batch (whole samples are packed up to it)', default: String(DEFAULT_BATCH_TOKENS), group: 'Run' },
   'work-dir': { type: 'string', value: 'DIR', description: 'where finished layers are kept until the export: an interrupted run continues from it with --resume', default: 'OUT.vlmq-work beside --out', group: 'Run' },
   resume: { type: 'boolean', description: 'continue the unfinished run in the work directory (same model, calibration set and options)', group: 'Run' },
   'keep-work': { type: 'boolean', description: 'keep the work directory after a successful export', group: 'Run' },
   format: { type: 'string', value: EXPORT_FORMATS.join('|'), description: 'gptq: GPTQ with v1 zero points (stored minus one); gptq_v2: zero points as they are; fake-quant: the dequantized weights in the original layout, for evaluation', default: 'gptq with --sym, gptq_v2 otherwise', group: 'Output' },
   'fake-quant-dtype': { type: 'string', value: Object.keys(FAKE_QUANT_DTYPES).join('|'), description: 'fake-quant: dtype of the dequantized linears (the other tensors keep theirs)', default: 'original', group: 'Output' },
-  'max-shard-size': { type: 'string', value: 'SIZE', description: 'largest shard of tensor data: bytes, or a number with a unit: 500MB, 5GB (powers of 1000, as Hugging Face counts), 4GiB (powers of 1024)', default: DEFAULT_MAX_SHARD_SIZE, group: 'Output' },
+  'max-shard-size': { type: 'string', value: 'SIZE', description: 'largest shard of tensor data: bytes, or a number with a unit: 500MB, 5GB (powers of 1000, as Hugging Face counts), 4GiB (powers of 1024)', default: `${DEFAULT_MAX_SHARD_BYTES / 1e9}GB`, group: 'Output' },
   json: { type: 'boolean', description: 'print JSON lines on stdout: the loader table, the calibration events (each with etaSeconds), export progress, then one result object', group: 'Other' },
 };
 
@@ -113,14 +113,15 @@ interface Arguments {
   calibration: { samples?: number; maxTokens?: number; seed?: number; maxImagePixels?: number | null };
   overwrite: boolean;
   keepUnknownTensors: boolean;
-  /** The library's options (workDir, resume), checked and resolved. */
+  /** The library's options as the flags set them (workDir, resume included), and as resolveQuantizeOptions resolves them. */
   options: QuantizeModelOptions;
   resolved: ResolvedQuantizeOptions;
   workDir: string;
   keepWork: boolean;
-  format: ExportFormat | undefined;
+  /** --format, or the default for the settings. */
+  format: ExportFormat;
   fakeQuantDtype: FakeQuantDtype | undefined;
-  maxShardBytes: number;
+  maxShardBytes: number | undefined;
 }
 
 async function run(argv: readonly string[], { out, signal }: CommandContext): Promise<void> {
@@ -137,8 +138,8 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   let calibration: CalibrationBundle | Calibration | null = null;
   let quantization: QuantizationRun | null = null;
   try {
-    const settings = args.resolved.settings;
-    const format = args.format ?? (settings.sym ? 'gptq' : 'gptq_v2');
+    const { settings } = args.resolved;
+    const { format } = args;
     if (args.fakeQuantDtype !== undefined && format !== 'fake-quant') out.warn(`--fake-quant-dtype has no effect with --format ${format}`);
     const linears = model.linears().length;
     out.log(`${model.dir}: ${describeModel(model, linears)}`);
@@ -159,12 +160,12 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
     const exportStarted = performance.now();
     const progress = new Progress(out, 'export', { unit: 'tensors' });
     const saveOptions: SaveOptions = {
+      format,
       overwrite: args.overwrite,
-      maxShardBytes: args.maxShardBytes,
       signal,
       onProgress: (done, total) => progress.update(done, total),
     };
-    if (args.format !== undefined) saveOptions.format = args.format;
+    if (args.maxShardBytes !== undefined) saveOptions.maxShardBytes = args.maxShardBytes;
     if (args.fakeQuantDtype !== undefined) saveOptions.fakeQuantDtype = args.fakeQuantDtype;
     // A broken tensor met while writing (NaN in a weight the export reads) is the input's fault: exit 2.
     const report = await quantization.save(args.outDir, saveOptions).catch((error: unknown) => {
@@ -287,36 +288,34 @@ function parseArguments(argv: readonly string[], out: Output): Arguments {
   const outDir = stringFlag(NAME, values, 'out', true);
   const calib = stringFlag(NAME, values, 'calib');
   const workDir = stringFlag(NAME, values, 'work-dir') ?? `${resolve(outDir)}.vlmq-work`;
-    // the layer quantizer's flags, checked (naming the flag) as gptq options; the method comes below
-  const layerOptions = quantizerOptionsFromFlags(NAME, { ...values, method: undefined }).options;
-  const options: QuantizeModelOptions = { ...layerOptions, method: undefined, workDir, resume: values.resume === true };
-  const method = stringFlag(NAME, values, 'method');
-  if (method !== undefined) options.method = choice('--method', method, MODEL_METHODS);
-  const base = stringFlag(NAME, values, 'base');
-  if (base !== undefined) options.base = choice('--base', base, ['gptq', 'gptaq'] as const);
-  options.importance = {
-    norm: choice('--importance-norm', stringFlag(NAME, values, 'importance-norm') ?? 'l1', IMPORTANCE.norm),
-    power: Number(choice('--importance-power', stringFlag(NAME, values, 'importance-power') ?? '1', IMPORTANCE.power)) as 1 | 2,
-    fallback: choice('--importance-fallback', stringFlag(NAME, values, 'importance-fallback') ?? 'uniform', IMPORTANCE.fallback),
+  const given = <T>(name: string, parse: (text: string) => T): T | undefined => {
+    const text = stringFlag(NAME, values, name);
+    return text === undefined ? undefined : parse(text);
   };
-  const memory = stringFlag(NAME, values, 'memory');
-  if (memory !== undefined) options.memory = parseByteSize('--memory', memory, 0);
-  const batchTokens = stringFlag(NAME, values, 'batch-tokens');
-  if (batchTokens !== undefined) options.batchTokens = parseInteger('--batch-tokens', batchTokens);
-  let resolved: ResolvedQuantizeOptions;
-  try {
-    resolved = resolveQuantizeOptions(options, calib !== undefined);
-  } catch (error) {
-    throw asFlagError(error, OPTION_FLAGS, helpHint(NAME));
-  }
+  // The flags as the library's options, parsed (numbers, sizes) but not checked: resolveQuantizeOptions
+  // checks every one and fills in the defaults, and its messages are put in terms of the flags.
+  const options: QuantizeModelOptions = {
+    ...parseQuantizerFlags({ ...values, method: undefined }),
+    method: stringFlag(NAME, values, 'method') as ModelMethod | undefined,
+    base: stringFlag(NAME, values, 'base') as QuantizeModelOptions['base'],
+    importance: {
+      norm: stringFlag(NAME, values, 'importance-norm') as ImportanceOptions['norm'] | undefined,
+      power: given('importance-power', (text) => parseInteger('--importance-power', text)) as ImportanceOptions['power'] | undefined,
+      fallback: stringFlag(NAME, values, 'importance-fallback') as ImportanceOptions['fallback'] | undefined,
+    },
+    memory: given('memory', (text) => parseByteSize('--memory', text, 0)),
+    batchTokens: given('batch-tokens', (text) => parseInteger('--batch-tokens', text)),
+    workDir,
+    resume: values.resume === true,
+  };
+  const resolved = inFlagTerms(() => resolveQuantizeOptions(options, calib !== undefined));
   checkMethodFlags(resolved.method, calib, values, out);
-  const formatText = stringFlag(NAME, values, 'format');
-  const format = formatText === undefined ? undefined : choice('--format', formatText, EXPORT_FORMATS);
+  const format = inFlagTerms(() => exportFormat(resolved.settings, stringFlag(NAME, values, 'format') as ExportFormat | undefined));
   const dtypeText = stringFlag(NAME, values, 'fake-quant-dtype');
   const fakeQuantDtype = dtypeText === undefined
     ? undefined
     : FAKE_QUANT_DTYPES[choice('--fake-quant-dtype', dtypeText.toLowerCase(), Object.keys(FAKE_QUANT_DTYPES) as (keyof typeof FAKE_QUANT_DTYPES)[])];
-  const maxShardBytes = parseByteSize('--max-shard-size', stringFlag(NAME, values, 'max-shard-size') ?? DEFAULT_MAX_SHARD_SIZE);
+  const maxShardBytes = given('max-shard-size', (text) => parseByteSize('--max-shard-size', text));
   const calibration = {
     samples: optionalInteger('--samples', stringFlag(NAME, values, 'samples'), 1),
     maxTokens: optionalInteger('--max-tokens', stringFlag(NAME, values, 'max-tokens'), 1),
@@ -324,6 +323,15 @@ function parseArguments(argv: readonly string[], out: Output): Arguments {
     ...imageLimit(stringFlag(NAME, values, 'max-image-pixels')),
   };
   return { modelDir, outDir, calib, images: stringFlag(NAME, values, 'images'), calibration, overwrite: values.overwrite === true, keepUnknownTensors: values['keep-unknown-tensors'] === true, options, resolved, workDir, keepWork: values['keep-work'] === true, format, fakeQuantDtype, maxShardBytes };
+}
+
+/** A library call whose "Expected … for option" errors are re-worded to name the flag (exit 2). */
+function inFlagTerms<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    throw asFlagError(error, OPTION_FLAGS, helpHint(NAME));
+  }
 }
 
 /** --max-image-pixels: an integer ≥ 1, or 'none'. */
@@ -374,23 +382,21 @@ export function parseByteSize(flag: string, text: string, min = 1): number {
   return bytes;
 }
 
-/** --out: not the model, its parent exists, and it is absent, empty, or a checkpoint replaced with --overwrite (the export's rules, in the flags' words). */
+/** --out: where the export may go (the export's own rules), said in the flags' words, before any work. */
 async function checkOutputDirectory({ modelDir, outDir, overwrite }: Arguments): Promise<void> {
-  const destination = resolve(outDir);
-  if (['same', 'contains'].includes(await placement(destination, modelDir))) throw new UsageError('--out: must name a different directory than --model, and not one that contains it', helpHint(NAME));
-  const existing = await stat(destination).catch(() => null);
-  if (existing === null) {
-    const parent = resolve(destination, '..');
-    const parentInfo = await stat(parent).catch(() => null);
-    if (!parentInfo?.isDirectory()) throw new UsageError(`--out: directory ${parent} does not exist (create it first)`);
-    return;
-  }
-  if (!existing.isDirectory()) throw new UsageError(`--out: ${outDir} exists and is ${existing.isFile() ? 'a file' : describeKind(existing)}, not a directory`);
-  const entries = await readdir(destination);
-  if (entries.length === 0) return;
-  if (!overwrite) throw new UsageError(`--out: ${outDir} exists and is not empty; pass --overwrite to replace it`);
-  if (!entries.includes(CONFIG_FILE)) {
-    throw new UsageError(`--out: ${outDir} is not a checkpoint directory (no ${CONFIG_FILE}; it holds ${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); --overwrite replaces only a checkpoint, since the old directory is deleted`);
+  const found = await exportDestinationProblem(resolve(outDir), overwrite, modelDir);
+  if (found === null) return;
+  switch (found.problem) {
+    case 'model':
+      throw new UsageError('--out: must name a different directory than --model, and not one that contains it', helpHint(NAME));
+    case 'no-parent':
+      throw new UsageError(`--out: directory ${found.parent} does not exist (create it first)`);
+    case 'not-directory':
+      throw new UsageError(`--out: ${outDir} exists and is ${found.found.isFile() ? 'a file' : describeKind(found.found)}, not a directory`);
+    case 'not-empty':
+      throw new UsageError(`--out: ${outDir} exists and is not empty; pass --overwrite to replace it`);
+    case 'not-checkpoint':
+      throw new UsageError(`--out: ${outDir} is not a checkpoint directory (no ${CONFIG_FILE}; it holds ${describeEntries(found.entries)}); --overwrite replaces only a checkpoint, since the old directory is deleted`);
   }
 }
 

@@ -4,7 +4,7 @@
 // (verifyCheckpoint). What was checked goes to stdout with every problem found; a checkpoint that
 // does not verify is a runtime failure (exit 1), not a usage error.
 import { VlmqError } from '../errors.js';
-import { type VerifyReport, verifyCheckpoint } from '../io/verify.js';
+import { type VerifyReport, verifyCheckpoint } from '../export/verify.js';
 import { type FlagTable, checkInputDirectory, formatHelp, parseFlags, stringFlag } from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { formatFields } from './output.js';

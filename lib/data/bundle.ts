@@ -16,7 +16,8 @@
 import { createHash } from 'node:crypto';
 import { open as openFile } from 'node:fs/promises';
 import { VlmqError, fileError, invalidParameterError } from '../errors.js';
-import { SafetensorsFile, writeSafetensors, type WritableTensor } from '../io/safetensors.js';
+import { SafetensorsFile } from '../io/safetensors-reader.js';
+import { writeSafetensors, type WritableTensor } from '../io/safetensors-writer.js';
 import { toFloat32, type Tensor } from '../tensor.js';
 
 /** The value of `__metadata__.vlmq_bundle` this code writes and reads. */

@@ -7,7 +7,7 @@ import { describeValue, fileError, invalidParameterError } from '../errors.js';
 import { parseJsonObject } from '../json.js';
 import type { DType, Tensor } from '../tensor.js';
 import { describeKind, fsError, readRegularFile, regularFileSize } from './files.js';
-import { SafetensorsFile } from './safetensors.js';
+import { SafetensorsFile } from './safetensors-reader.js';
 
 export const CONFIG_FILE = 'config.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -98,7 +98,17 @@ async function requireDirectory(dir: string): Promise<void> {
  * device in its place is refused by kind without blocking on it.
  */
 export async function readJsonObject(path: string): Promise<Record<string, unknown>> {
-  if ((await regularFileSize(path, 'JSON file')) === null) throw fileError(path, 'missing');
+  const json = await readOptionalJson(path);
+  if (json === null) throw fileError(path, 'missing');
+  return json;
+}
+
+/**
+ * A JSON object file of a checkpoint: null when it does not exist, an error naming the file when
+ * it cannot be read or parsed (a directory, FIFO or device in its place is refused by kind).
+ */
+export async function readOptionalJson(path: string): Promise<Record<string, unknown> | null> {
+  if ((await regularFileSize(path, 'JSON file')) === null) return null;
   return parseJsonObject(path, await readRegularFile(path, 'JSON file', 'utf8'));
 }
 

@@ -1,7 +1,7 @@
 // What the loaded binary is and can do (the facts behind `vlmq doctor`).
 import { invalidParameterError } from '../errors.js';
 import type { NativeInfo } from './binding.js';
-import { enqueue } from '../quant/jobs.js';
+import { enqueue } from './jobs.js';
 import { loadBinding } from './loader.js';
 
 export interface VlmqNativeInfo extends NativeInfo {

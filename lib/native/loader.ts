@@ -4,14 +4,12 @@
 // with the fixes, the way sharp's loader does it.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { VlmqError } from '../errors.js';
+import { packageRoot } from '../version.js';
 import type { BindingModule } from './binding.js';
 
 const require = createRequire(import.meta.url);
-/** The package root: lib/native/ in sources, dist/native/ when compiled; both are two levels down. */
-export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface LoadedBinding {
   binding: BindingModule;

@@ -8,7 +8,7 @@ import type { DecoderStage, NativeDecoderDims, NativeDecoderLayer, NativeTensor,
 import { resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
 import { DeviceTensor } from '../quant/device-tensor.js';
-import { enqueue, runNative } from '../quant/jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 import { toNativeMatrix } from '../quant/matrix.js';
 import type { Tensor } from '../tensor.js';
 

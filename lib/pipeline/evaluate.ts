@@ -7,7 +7,7 @@
 import type { BundleSample } from '../data/bundle.js';
 import { MODALITY } from '../data/bundle.js';
 import type { Model } from '../models/model.js';
-import type { QuantizedLinearData } from '../io/export.js';
+import type { QuantizedLinearData } from '../export/export.js';
 import type { LinearSpec } from '../models/types.js';
 import { toFloat32 } from '../tensor.js';
 import { DecoderLayer } from './decoder-layer.js';

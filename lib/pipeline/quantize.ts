@@ -5,10 +5,11 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CalibrationBundle } from '../data/bundle.js';
-import { Calibration, type CalibrationReport } from '../data/calibration.js';
 import { VlmqError, invalidParameterError } from '../errors.js';
-import { type ExportFormat, type ExportReport, type QuantizationSettings, type QuantizedLinearData, type QuantizedSource, exportModel } from '../io/export.js';
-import type { GptqBits } from '../io/gptq-pack.js';
+import {
+  type ExportFormat, type ExportOptions, type ExportReport, type QuantizationSettings, type QuantizedLinearData, type QuantizedSource, exportFormat, exportModel,
+} from '../export/export.js';
+import type { GptqBits } from '../export/gptq-pack.js';
 import { placement } from '../io/files.js';
 import { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
@@ -17,6 +18,7 @@ import { type Device, resolveDevice } from '../native/devices.js';
 import { type QuantizeLinearOptions, resolveLinearOptions } from '../quant/options.js';
 import { quantizeLinear } from '../quant/quantize-linear.js';
 import { type CalibratedMethod, type PipelineEvent, calibratedLoop } from './calibrated.js';
+import { Calibration, type CalibrationReport } from './calibration.js';
 import { runFingerprint } from './fingerprint.js';
 import type { ImportanceOptions } from './importance.js';
 import { LayerStore } from './store.js';
@@ -24,18 +26,25 @@ import { BUNDLE_FILE, WorkDir } from './work-dir.js';
 
 export const MODEL_METHODS = ['rtn', 'gptq', 'gptaq', 'vlmq'] as const;
 export type ModelMethod = (typeof MODEL_METHODS)[number];
-const DEFAULT_IMPORTANCE: ImportanceOptions = { norm: 'l1', power: 1, fallback: 'uniform' };
+/** The sweeps VLMQ runs on. */
+export const VLMQ_BASES = ['gptq', 'gptaq'] as const;
+/** The values of each importance option. */
+export const IMPORTANCE_CHOICES = { norm: ['l1', 'l2'], power: [1, 2], fallback: ['uniform', 'rtn-probe'] } as const;
+export const DEFAULT_IMPORTANCE: Readonly<ImportanceOptions> = { norm: 'l1', power: 1, fallback: 'uniform' };
+export const DEFAULT_BATCH_TOKENS = 4096;
+/** RAM for the two activation streams: 4 GiB. */
+export const DEFAULT_MEMORY_BYTES = 4 * 2 ** 30;
 
 export interface QuantizeModelOptions extends Omit<QuantizeLinearOptions, 'method' | 'onProgress'> {
   /** Default vlmq with a calibration set, rtn without. */
   method?: ModelMethod;
   /** VLMQ's base sweep: gptaq (default for 3, 4 and 8 bits) or gptq (default for 2 bits). */
-  base?: 'gptq' | 'gptaq';
+  base?: (typeof VLMQ_BASES)[number];
   /** VLMQ's factors: norm 'l1' (default) or 'l2'; power 1 (default, token weight g) or 2 (g²); fallback for a layer with zero block loss: 'uniform' (default) or 'rtn-probe'. */
   importance?: Partial<ImportanceOptions>;
-  /** Tokens per native batch (default 4096). */
+  /** Tokens per native batch (default DEFAULT_BATCH_TOKENS, 4096). */
   batchTokens?: number;
-  /** Bytes of RAM for the two activation streams before they spill to the work directory (default 4 GiB). */
+  /** Bytes of RAM for the two activation streams before they spill to the work directory (default DEFAULT_MEMORY_BYTES, 4 GiB). */
   memory?: number;
   /** Where layers are stored as they finish (default: a directory in the OS temp dir named by the run's fingerprint). */
   workDir?: string;
@@ -56,13 +65,9 @@ export type QuantizeEvent =
   /** Image–text calibration: the bundle built (its report), or reused (report null). */
   | { type: 'calibration-set'; report: CalibrationReport | null; samples: number };
 
-export interface SaveOptions {
+/** The export's options; the format defaults to the one exportFormat() chooses for the run's settings. */
+export interface SaveOptions extends Omit<ExportOptions, 'format' | 'settings'> {
   format?: ExportFormat;
-  maxShardBytes?: number;
-  overwrite?: boolean;
-  fakeQuantDtype?: 'original' | 'BF16' | 'F16' | 'F32';
-  onProgress?: (done: number, total: number) => void;
-  signal?: AbortSignal;
 }
 
 export class QuantizationRun {
@@ -85,8 +90,7 @@ export class QuantizationRun {
       const relation = await placement(dir, this.work.path);
       if (relation !== 'apart') throw invalidParameterError('out', `a directory apart from the run's work directory ${this.work.path}`, dir);
     }
-    const format = options.format ?? (this.settings.sym ? 'gptq' : 'gptq_v2');
-    return exportModel(this.model, this.source, dir, { ...options, format, settings: this.settings });
+    return exportModel(this.model, this.source, dir, { ...options, format: exportFormat(this.settings, options.format), settings: this.settings });
   }
 
   /** One quantized linear: codes, scales, zero points, g_idx and the dequantized weights. */
@@ -129,16 +133,16 @@ export interface ResolvedQuantizeOptions {
  */
 export function resolveQuantizeOptions(options: QuantizeModelOptions, withCalibration: boolean): ResolvedQuantizeOptions {
   const method = options.method ?? (withCalibration ? 'vlmq' : 'rtn');
-  if (!(MODEL_METHODS as readonly string[]).includes(method)) throw invalidParameterError('method', MODEL_METHODS.join(', '), method);
+  oneOf('method', method, MODEL_METHODS);
+  if (options.base !== undefined) oneOf('base', options.base, VLMQ_BASES);
   if (method !== 'vlmq' && options.base !== undefined && options.base !== method) throw invalidParameterError('base', `${method} (only vlmq chooses a base)`, options.base);
-  const { method: _m, base: _b, importance: imp, batchTokens = 4096, memory = 4 * 2 ** 30, workDir: _w, resume: _r, onEvent: _e, signal: _s, device: requested, ...rest } = options;
+  const { method: _m, base: _b, importance: imp, batchTokens = DEFAULT_BATCH_TOKENS, memory = DEFAULT_MEMORY_BYTES, workDir: _w, resume: _r, onEvent: _e, signal: _s, device: requested, ...rest } = options;
   const base = method === 'rtn' ? null : method === 'vlmq' ? (options.base ?? (options.bits === 2 ? 'gptq' : 'gptaq')) : method;
-  if (base !== null && base !== 'gptq' && base !== 'gptaq') throw invalidParameterError('base', "'gptq' or 'gptaq'", base);
   const linear = resolveLinearOptions({ ...rest, method: base ?? 'rtn' });
-  const importance: ImportanceOptions = { norm: imp?.norm ?? 'l1', power: imp?.power ?? 1, fallback: imp?.fallback ?? 'uniform' };
-  if (!['l1', 'l2'].includes(importance.norm)) throw invalidParameterError('importance.norm', "'l1' or 'l2'", importance.norm);
-  if (![1, 2].includes(importance.power)) throw invalidParameterError('importance.power', '1 or 2', importance.power);
-  if (!['uniform', 'rtn-probe'].includes(importance.fallback)) throw invalidParameterError('importance.fallback', "'uniform' or 'rtn-probe'", importance.fallback);
+  const importance: ImportanceOptions = {
+    norm: imp?.norm ?? DEFAULT_IMPORTANCE.norm, power: imp?.power ?? DEFAULT_IMPORTANCE.power, fallback: imp?.fallback ?? DEFAULT_IMPORTANCE.fallback,
+  };
+  for (const key of ['norm', 'power', 'fallback'] as const) oneOf(`importance.${key}`, importance[key], IMPORTANCE_CHOICES[key]);
   if (!Number.isSafeInteger(batchTokens) || batchTokens < 1) throw invalidParameterError('batchTokens', 'a positive integer', batchTokens);
   if (!(Number.isSafeInteger(memory) && memory >= 0)) throw invalidParameterError('memory', 'a whole number of bytes ≥ 0', memory);
   const device = resolveDevice(requested);
@@ -147,6 +151,10 @@ export function resolveQuantizeOptions(options: QuantizeModelOptions, withCalibr
     staticGroups: linear.staticGroups, percdamp: linear.percdamp, trueSequential: true,
   };
   return { method, base, linear, importance: method === 'vlmq' ? importance : null, batchTokens, memory, device, settings };
+}
+
+function oneOf(name: string, value: unknown, allowed: readonly unknown[]): void {
+  if (!allowed.includes(value)) throw invalidParameterError(name, `one of ${allowed.join(', ')}`, value);
 }
 
 /**

@@ -4,10 +4,11 @@
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VlmqError } from '../errors.js';
-import type { QuantizedLinearData, QuantizedSource } from '../io/export.js';
+import type { QuantizedLinearData, QuantizedSource } from '../export/export.js';
 import { writeError } from '../io/files.js';
 import { temporarySibling } from '../io/move-into-place.js';
-import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { SafetensorsFile } from '../io/safetensors-reader.js';
+import { writeSafetensors } from '../io/safetensors-writer.js';
 import type { LinearName, LinearSpec } from '../models/types.js';
 import { STATE_FILE as STATE, layerFileName as layerFile } from './work-dir.js';
 

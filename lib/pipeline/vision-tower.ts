@@ -14,7 +14,7 @@ import type { Model } from '../models/model.js';
 import type { ModelConfig, QwenVisionConfig, SiglipVisionConfig } from '../models/types.js';
 import type { NativeVisionDims, NativeVisionTower, VisionActivation } from '../native/binding.js';
 import { binding } from '../native/loader.js';
-import { enqueue, runNative } from '../quant/jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 import { toNativeMatrix } from '../quant/matrix.js';
 import { type Tensor, numel, toFloat32 } from '../tensor.js';
 

@@ -6,7 +6,7 @@ import { invalidParameterError } from '../errors.js';
 import type { NativeTensor } from '../native/binding.js';
 import { resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
-import { enqueue, runNative } from './jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 
 export class DeviceTensor implements Disposable {
   /** @internal */

@@ -7,7 +7,7 @@ import type { NativeHessianAccumulator, NativeMatrix, NativeTensor } from '../na
 import { resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
 import { DeviceTensor } from './device-tensor.js';
-import { enqueue, runNative } from './jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 import { type MatrixInput, toNativeMatrix } from './matrix.js';
 
 export interface HessianAccumulatorOptions {

@@ -6,7 +6,7 @@ import { resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
 import type { Tensor } from '../tensor.js';
 import { HessianAccumulator } from './hessian-accumulator.js';
-import { enqueue, runNative } from './jobs.js';
+import { enqueue, runNative } from '../native/jobs.js';
 import { toNativeMatrix, toSquareFloats } from './matrix.js';
 import { type QuantMethod, type QuantizeLinearOptions, resolveLinearOptions } from './options.js';
 

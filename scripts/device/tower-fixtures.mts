@@ -5,7 +5,7 @@
 // test/fixtures/transformers/tower-<name>.safetensors.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeSafetensors } from '../../lib/io/safetensors.js';
+import { writeSafetensors } from '../../lib/io/safetensors-writer.js';
 import { writeTinyCheckpoint } from '../../test/fixtures/checkpoints.js';
 import { TOWER_FIXTURES, patchFeatures, pixelCount } from '../../test/fixtures/transformers/tower-cases.js';
 import { pixels } from '../../test/helpers/vision.js';

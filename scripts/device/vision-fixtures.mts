@@ -4,7 +4,7 @@
 // .devcheck); it writes processor-<name>.safetensors to $OUT, which go to test/fixtures/transformers/.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeTinyCheckpoint } from '../../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint } from '../../lib/demo/tiny-checkpoint.js';
 import { FIXTURE_IMAGES, VISION_FIXTURES } from '../../test/fixtures/transformers/vision-cases.js';
 import { writeFixtureImages } from '../../test/fixtures/images.js';
 

@@ -8,12 +8,13 @@ import t, { type Test } from 'tap';
 import { readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel, quantize, readSafetensorsHeader } from '../../lib/index.js';
-import { loadSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
+import { loadSafetensors } from '../../lib/io/safetensors-reader.js';
+import { writeSafetensors } from '../../lib/io/safetensors-writer.js';
 import { humanCount, inspectCommand } from '../../lib/cli/inspect.js';
-import { Output, formatBytes } from '../../lib/cli/output.js';
+import { formatBytes } from '../../lib/cli/output.js';
 import { byteSize } from '../../lib/tensor.js';
 import { corruptCheckpoint, writeTinyCheckpoint, type TinyCheckpoint, type TinyCheckpointOptions } from '../fixtures/checkpoints.js';
-import { type CliRun, jsonLines, jsonResult, repoRoot, runCli } from '../helpers/cli.js';
+import { type CliRun, commandError, jsonLines, jsonResult, repoRoot, runCli } from '../helpers/cli.js';
 
 type Json = any;
 
@@ -192,15 +193,7 @@ t.test('parameter counts for people: three significant digits with K, M, B', asy
 });
 
 /** The command in this process: the error it throws (main.ts turns a UsageError into exit 2), or null. */
-async function runInProcess(argv: string[]): Promise<unknown> {
-  const sink = { write: () => true };
-  try {
-    await inspectCommand.run(argv, { out: new Output(sink, sink, { json: false, interactive: false }), signal: new AbortController().signal });
-    return null;
-  } catch (error) {
-    return error;
-  }
-}
+const runInProcess = (argv: string[]) => commandError(inspectCommand, argv);
 
 t.test('a missing, malformed or looped DIR: exit 2 naming the file; an incomplete one is a problem', async (t) => {
   const missing = await runCli(['inspect', join(dir, 'nowhere')]);

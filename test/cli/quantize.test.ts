@@ -10,9 +10,8 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { f32ToBf16, loadSafetensors, readSafetensorsHeader, writeSafetensors } from '../../lib/index.js';
 import { CORRUPTION_KINDS, corruptCheckpoint, writeTinyCheckpoint, type TinyCheckpoint, type TinyCheckpointOptions } from '../fixtures/checkpoints.js';
-import { Output } from '../../lib/cli/output.js';
 import { parseByteSize, quantizeCommand } from '../../lib/cli/quantize.js';
-import { type CliRun, cliEntry, jsonLines, jsonResult, repoRoot, runCli } from '../helpers/cli.js';
+import { cliEntry, type CliRun, commandError, jsonLines, jsonResult, repoRoot, runCli } from '../helpers/cli.js';
 
 type Json = any;
 
@@ -243,15 +242,7 @@ function escape(text: string): string {
 // --- --out: overwrite, interruption, failure mid-export ---------------------------------------
 
 /** The command in this process: the error it throws (main.ts turns a UsageError into exit 2), or null. */
-async function runInProcess(argv: string[]): Promise<unknown> {
-  const sink = { write: () => true };
-  try {
-    await quantizeCommand.run(argv, { out: new Output(sink, sink, { json: false, interactive: false }), signal: new AbortController().signal });
-    return null;
-  } catch (error) {
-    return error;
-  }
-}
+const runInProcess = (argv: string[]) => commandError(quantizeCommand, argv);
 
 const small = await writeTinyCheckpoint(join(dir, 'small'), { architecture: 'qwen2_vl', seed: 7 });
 

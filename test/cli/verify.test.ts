@@ -6,10 +6,9 @@ import t from 'tap';
 import { cp, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadModel, quantize, SafetensorsFile } from '../../lib/index.js';
-import { Output } from '../../lib/cli/output.js';
 import { verifyCommand } from '../../lib/cli/verify.js';
 import { corruptCheckpoint, writeTinyCheckpoint } from '../fixtures/checkpoints.js';
-import { jsonLines, jsonResult, runCli } from '../helpers/cli.js';
+import { commandError, jsonLines, jsonResult, runCli } from '../helpers/cli.js';
 
 type Json = any;
 
@@ -41,15 +40,7 @@ async function editJson(path: string, edit: (value: Json) => void): Promise<void
 }
 
 /** The command in this process: the error it throws (main.ts turns a UsageError into exit 2), or null. */
-async function runInProcess(argv: string[]): Promise<unknown> {
-  const sink = { write: () => true };
-  try {
-    await verifyCommand.run(argv, { out: new Output(sink, sink, { json: false, interactive: false }), signal: new AbortController().signal });
-    return null;
-  } catch (error) {
-    return error;
-  }
-}
+const runInProcess = (argv: string[]) => commandError(verifyCommand, argv);
 
 t.test('a clean export verifies, on its own and against the fake-quant export: exit 0', async (t) => {
   const [against, alone, json] = await Promise.all([

@@ -10,7 +10,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Checkpoint } from '../../lib/io/checkpoint.js';
 import { loadModel } from '../../lib/models/model.js';
-import { writeTinyCheckpoint, type Architecture, type Layout, type TextConfigStyle, type WeightDType } from '../../lib/models/tiny-checkpoint.js';
+import { writeTinyCheckpoint, type Architecture, type Layout, type TextConfigStyle, type WeightDType } from '../../lib/demo/tiny-checkpoint.js';
 import { bytesOf, defineProperty, expect, expectSameBytes, readOrReject, type FuzzProperty, type Verdict } from './harness.js';
 import { applyTextEdit, deepLiteral, rawLiteral, serialize, textEdit, type TextEdit } from './json-text.js';
 import {

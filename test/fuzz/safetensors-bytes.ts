@@ -315,7 +315,7 @@ const BITS: Record<string, number> = {
 };
 
 /**
- * Reads what a header states, independently of lib/io/safetensors.ts, and returns the first rule
+ * Reads what a header states, independently of lib/io/safetensors-reader.ts, and returns the first rule
  * of §1.4 the file breaks, if any. For a file the reader accepted, `problem` must be null and the
  * tensors' bytes must be `bytes[begin, end)`.
  */

@@ -1,10 +1,11 @@
-// Fuzz properties of the safetensors reader (lib/io/safetensors.ts: SafetensorsFile.open, read,
+// Fuzz properties of the safetensors reader (lib/io/safetensors-reader.ts: SafetensorsFile.open, read,
 // readRows, loadSafetensors). Files come from writeSafetensors with arbitrary tensors and metadata,
 // then are edited structurally (header fields, keys, offsets, literals, nesting) and as bytes.
 import fc from 'fast-check';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SafetensorsFile, loadSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
+import { SafetensorsFile, loadSafetensors } from '../../lib/io/safetensors-reader.js';
+import { writeSafetensors } from '../../lib/io/safetensors-writer.js';
 import { DTYPES, DTYPE_BITS, type DType } from '../../lib/tensor.js';
 import { bytesOf, defineProperty, expect, expectSameBytes, readOrReject, type FuzzProperty, type Verdict } from './harness.js';
 import {

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { flagsOf, runVlmq } from '../../lib/cli/app.js';
+import type { Command } from '../../lib/cli/command.js';
 import { Output } from '../../lib/cli/output.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -107,4 +108,15 @@ export async function runVlmqInProcess(args: readonly string[], signal: AbortSig
   const out = new Output({ write: (text: string) => ((stdout += text), true) }, { write: (text: string) => ((stderr += text), true) }, { json: flagsOf(args.slice(1)).includes('--json'), interactive: false });
   const code = await runVlmq(args, out, signal);
   return { code, signal: null, stdout, stderr };
+}
+
+/** `command` run in this process, its output discarded: the error it throws (main.ts turns a UsageError into exit 2), or null. */
+export async function commandError(command: Command, argv: readonly string[]): Promise<unknown> {
+  const sink = { write: () => true };
+  try {
+    await command.run(argv, { out: new Output(sink, sink, { json: false, interactive: false }), signal: new AbortController().signal });
+    return null;
+  } catch (error) {
+    return error;
+  }
 }

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { NativeConformanceResult } from '../../lib/native/binding.js';
-import { binding, packageRoot } from '../../lib/native/loader.js';
+import { binding } from '../../lib/native/loader.js';
+import { packageRoot } from '../../lib/version.js';
 
 const raw = binding();
 
