@@ -19,7 +19,7 @@ export async function hessianBenchmarks(o: BenchOptions): Promise<Row[]> {
       { name: 'cross term', crossTerm: true, add: (a: HessianAccumulator) => a.add(x, { xFull }), base: syrk.seconds + cross.seconds, flops: syrk.flops + cross.flops, what: 'SSYRK+SGEMM' },
     ];
     for (const c of cases) {
-      const acc = new HessianAccumulator(n, { crossTerm: c.crossTerm });
+      const acc = new HessianAccumulator(n, { crossTerm: c.crossTerm, device: o.device });
       const ours = await bestOf(o.repeats, () => c.add(acc));
       acc.dispose();
       const ratio = c.base / ours;

@@ -40,7 +40,7 @@ export async function modalityBenchmarks(o: BenchOptions): Promise<Row[]> {
     const factors: ModalityMeans[] = [];
     for (const method of METHODS) {
       const onEvent = (e: QuantizeEvent) => e.type === 'importance' && e.fallback === null && factors.push(e.meanByModality);
-      const run = await quantize(ws.model, method === 'rtn' ? null : ws.bundle, { ...setting.options, method, actOrder: method !== 'rtn', workDir: `${ws.dir}/work-${method}`, onEvent });
+      const run = await quantize(ws.model, method === 'rtn' ? null : ws.bundle, { ...setting.options, method, actOrder: method !== 'rtn', workDir: `${ws.dir}/work-${method}`, onEvent, device: o.device });
       errors.set(method, (await layerErrors(ws.model, run, heldOut)).at(-1)!);
       await run.discard();
     }

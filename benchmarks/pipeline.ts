@@ -18,12 +18,12 @@ export async function pipelineBenchmarks(o: BenchOptions): Promise<Row[]> {
   const samples = syntheticSamples({ samples: o.quick ? 2 : 16, hidden: dims.hidden, textTokens: 32, imageGrid: o.quick ? [4, 8] : [16, 30], mrope: true, seed: 1 });
   await using ws = await workspace({ architecture: 'qwen2_vl', ...dims, layers: 2, vocab: 1024, seed: 3, dtype: 'BF16' }, samples);
   const tokens = ws.bundle.totalTokens;
-  const forward = await forwardSeconds(ws.model, samples, o.repeats);
+  const forward = await forwardSeconds(ws.model, samples, o);
   const rows: Row[] = [];
   for (const method of ['gptq', 'gptaq', 'vlmq'] as const) {
     const layers: Extract<PipelineEvent, { type: 'layer' }>[] = [];
     const started = performance.now();
-    const run = await quantize(ws.model, ws.bundle, { method, bits: 3, actOrder: true, workDir: `${ws.dir}/work-${method}`, onEvent: (e) => e.type === 'layer' && layers.push(e) });
+    const run = await quantize(ws.model, ws.bundle, { method, bits: 3, actOrder: true, workDir: `${ws.dir}/work-${method}`, device: o.device, onEvent: (e) => e.type === 'layer' && layers.push(e) });
     const total = (performance.now() - started) / 1000;
     await run.discard();
     for (const layer of layers) {
@@ -41,8 +41,8 @@ export async function pipelineBenchmarks(o: BenchOptions): Promise<Row[]> {
 }
 
 /** Best time of one full-precision forward of layer 0 over every sample, batched as the pipeline batches. */
-async function forwardSeconds(model: Parameters<typeof DecoderLayer.load>[0], samples: readonly BundleSample[], repeats: number): Promise<number> {
-  const layer = await DecoderLayer.load(model, 0);
+async function forwardSeconds(model: Parameters<typeof DecoderLayer.load>[0], samples: readonly BundleSample[], { repeats, device }: BenchOptions): Promise<number> {
+  const layer = await DecoderLayer.load(model, 0, device);
   try {
     const batches = packBatches(samples.map((s) => s.positions), samples.map((s) => s.modality.length), 3, 4096);
     const inputs = batches.map((b) => concatRows(b.samples.map((i) => samples[i].embeddings.data as Float32Array)));

@@ -12,7 +12,7 @@ export async function sweepBenchmarks(o: BenchOptions): Promise<Row[]> {
   const shapes = o.quick ? [[48, 256], [256, 48]] : [[1536, 8960], [8960, 1536]];
   for (const [m, n] of shapes) {
     const tokens = o.quick ? 512 : 4096;
-    const acc = new HessianAccumulator(n, { crossTerm: true });
+    const acc = new HessianAccumulator(n, { crossTerm: true, device: o.device });
     const x = randomFloats(tokens * n, 11);
     await acc.add(x, { xFull: x.map((v, i) => v + 0.01 * Math.sin(i)) });
     const weight = { dtype: 'F32' as const, shape: [m, n], data: randomFloats(m * n, 12) };

@@ -4,11 +4,14 @@ import { cpus, totalmem } from 'node:os';
 import { nativeInfo } from '../lib/index.js';
 import type { BenchKernel } from '../lib/native/binding.js';
 import { binding } from '../lib/native/loader.js';
+import type { Device } from '../lib/native/devices.js';
 
 export interface BenchOptions {
   /** Small sizes for a smoke run (tests use it); the figures then mean nothing. */
   quick: boolean;
   repeats: number;
+  /** The backend every benchmark runs on ('auto' by default; --device). */
+  device: Device;
 }
 
 export interface Row {

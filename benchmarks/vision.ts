@@ -75,7 +75,7 @@ export async function visionBenchmarks(o: BenchOptions): Promise<Row[]> {
     for (const [k, c] of towerCases(o.quick).entries()) {
       const checkpoint = await writeTinyCheckpoint(join(dir, `tower-${k}`), { ...c.checkpoint, extraFiles: false });
       const model = await loadModel(checkpoint.dir);
-      const tower = await VisionTower.load(model);
+      const tower = await VisionTower.load(model, o.device);
       try {
         await c.run(tower);  // warm-up: first-touch of the weights and workspaces
         const seconds = await bestOf(o.repeats, () => c.run(tower));

@@ -21,6 +21,9 @@ export { Checkpoint } from './io/checkpoint.js';
 // Errors and the native addon.
 export { VlmqError } from './errors.js';
 export { nativeInfo, setThreads } from './native/info.js';
+export { backends, resolveDevice } from './native/devices.js';
+export type { BackendInfo, Device } from './native/devices.js';
+export { DeviceTensor } from './quant/device-tensor.js';
 
 // Models.
 export { Model, loadModel } from './models/model.js';
@@ -59,7 +62,7 @@ export type { ImageGrid } from './pipeline/vision-tower.js';
 export { DecoderLayer } from './pipeline/decoder-layer.js';
 export type { DecoderStage, PackedTokens } from './pipeline/decoder-layer.js';
 export { layerErrors, modelErrors } from './pipeline/evaluate.js';
-export type { LayerErrors, ModalityErrors, OutputErrors } from './pipeline/evaluate.js';
+export type { EvaluateOptions, LayerErrors, ModalityErrors, OutputErrors } from './pipeline/evaluate.js';
 
 // Quantized checkpoints: export, verify, loader compatibility.
 export { exportModel } from './export/export.js';

@@ -10,11 +10,13 @@ import { DEMO, DEMO_METHODS, type DemoEvent, type DemoResult, runDemo } from '..
 import { type FlagTable, UsageError, formatHelp, helpHint, parseFlags, stringFlag } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
 import { type Output, formatSeconds } from './output.js';
+import { DEVICE_FLAG, deviceFromFlag, logDevice } from './device.js';
 
 const NAME = 'demo';
 
 const FLAGS: FlagTable = {
   dir: { type: 'string', value: 'DIR', description: 'keep everything the demo makes (checkpoint, images, bundles, exports) in DIR, which must be empty or absent', group: 'Files' },
+  device: DEVICE_FLAG,
   json: { type: 'boolean', description: 'print JSON lines on stdout: the steps, then one result object', group: 'Other' },
 };
 
@@ -22,7 +24,7 @@ export const demoCommand: Command = {
   name: NAME,
   summary: 'quantize a built-in tiny Qwen2-VL on built-in image-text data with every method',
   help: () => formatHelp({
-    usage: [`vlmq ${NAME} [--dir DIR] [--json]`],
+    usage: [`vlmq ${NAME} [--dir DIR] [--device D] [--json]`],
     description: [
       `Writes a tiny Qwen2-VL checkpoint (${DEMO.model.layers} layers, hidden ${DEMO.model.hidden}, seeded weights, a real tokenizer) and the built-in`,
       `calibration set (rendered documents, charts and tables with texts about them), builds calibration bundles with`,
@@ -40,10 +42,12 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   const started = performance.now();
   const { values } = parseFlags(NAME, FLAGS, argv, { names: [], required: 0 });
   const kept = stringFlag(NAME, values, 'dir');
+  const device = deviceFromFlag(NAME, values);
   if (kept !== undefined) await checkEmptyDirectory(kept);
+  logDevice(out, device);
   const dir = kept === undefined ? await mkdtemp(join(tmpdir(), 'vlmq-demo-')) : resolve(kept);
   try {
-    const result = await runDemo(dir, { signal, onEvent: (e) => report(out, e) });
+    const result = await runDemo(dir, { signal, device: device.device, onEvent: (e) => report(out, e) });
     const seconds = (performance.now() - started) / 1000;
     out.result({ command: NAME, ...result, dir: kept === undefined ? null : dir, totalSeconds: seconds, vlmqVersion: packageVersion() }, table(result, seconds, kept === undefined ? null : dir));
     if (result.verify.problems.length > 0) throw new Error(`the exported GPTQ checkpoint did not verify: ${result.verify.problems[0]}`);

@@ -2,10 +2,11 @@
 // node-llama-cpp's `inspect gpu`). When the addon cannot be loaded, the loader's error, which
 // lists every place it tried and the fixes, is the answer (main.ts prints it, exit status 1).
 import { availableParallelism, release } from 'node:os';
+import { type BackendInfo, backends } from '../native/devices.js';
 import { nativeInfo, type VlmqNativeInfo } from '../native/info.js';
 import { type FlagTable, formatHelp, parseFlags } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
-import { formatFields } from './output.js';
+import { formatBytes, formatFields } from './output.js';
 
 const NAME = 'doctor';
 
@@ -15,7 +16,7 @@ const FLAGS: FlagTable = {
 
 export const doctorCommand: Command = {
   name: NAME,
-  summary: 'show the native addon, BLAS, threads and whether CUDA is usable (and why)',
+  summary: 'show the native addon, BLAS, threads and the devices (which are usable, and why not)',
   help: () => formatHelp({
     usage: [`vlmq ${NAME} [--json]`],
     description: [
@@ -38,7 +39,8 @@ async function run(argv: readonly string[], { out }: CommandContext): Promise<vo
     platform: { os: process.platform, arch: process.arch, release: release() },
     availableParallelism: availableParallelism(),
   };
-  out.result({ packageVersion: version, ...info, ...environment }, formatFields(lines(info, version, environment.availableParallelism)));
+  const devices = backends();
+  out.result({ packageVersion: version, ...info, devices, ...environment }, formatFields([...lines(info, version, environment.availableParallelism), ...deviceLines(devices)]));
 }
 
 function lines(info: VlmqNativeInfo, version: string, parallelism: number): [string, string][] {
@@ -61,6 +63,16 @@ function lines(info: VlmqNativeInfo, version: string, parallelism: number): [str
     ['cuda runtime', cudaVersion(cuda.runtimeVersion)],
     ['cuda libraries', cuda.libraries || 'none found'],
   ];
+}
+
+/** One line per backend of the registry: what `--device` can name, and why one cannot be used. */
+function deviceLines(devices: readonly BackendInfo[]): [string, string][] {
+  const auto = devices.find((d) => d.kind === 'cuda' && d.usable)?.name ?? 'cpu';
+  return devices.map((d) => {
+    const what = [d.deviceName, d.memoryBytes ? formatBytes(d.memoryBytes) : ''].filter(Boolean).join(', ');
+    const state = d.usable ? `usable${d.name === auto ? ' (auto)' : ''}` : `not usable: ${d.reason}`;
+    return [`device ${d.name}`, `${state}${what ? `; ${what}` : ''}`];
+  });
 }
 
 /** CUDA's integer versions: 12040 → "12.4"; 0 → "none". */

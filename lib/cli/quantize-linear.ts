@@ -10,6 +10,7 @@ import { setThreads } from '../native/info.js';
 import type { NativeLinearOptions } from '../native/binding.js';
 import { type LinearQuantization, type LinearStatistics, quantizeLinear } from '../quant/quantize-linear.js';
 import type { DType, Tensor } from '../tensor.js';
+import { DEVICE_FLAG, deviceFromFlag, logDevice } from './device.js';
 import { type FlagTable, UsageError, asInputError, checkInputFile, checkOutputPath, formatHelp, helpHint, integerInRange, parseFlags, quantizerFlagTable, quantizerOptionsFromFlags, stringFlag } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
 import { formatBytes, formatFields, formatSeconds } from './output.js';
@@ -21,6 +22,7 @@ const FLAGS: FlagTable = {
   in: { type: 'string', value: 'FILE', description: 'safetensors file with weight [out, in] (F32, F16 or BF16), hessian [in, in] F32 and, for gptaq, dxxt [in, in] F32 (rtn needs only weight)', group: 'Files' },
   out: { type: 'string', value: 'FILE', description: 'safetensors file to write: dequantized, codes, scales, zeros, g_idx and, with --act-order, perm (replaced atomically)', group: 'Files' },
   ...quantizerFlagTable('Quantizer'),
+  device: DEVICE_FLAG,
   threads: { type: 'string', value: 'N', description: 'threads of the CPU backend and OpenBLAS (default: as `vlmq doctor` reports)', group: 'Other' },
   json: { type: 'boolean', description: 'print JSON lines on stdout: progress events, then one result object', group: 'Other' },
 };
@@ -55,12 +57,14 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   const inPath = stringFlag(NAME, values, 'in', true);
   const outPath = stringFlag(NAME, values, 'out', true);
   const { options, resolved, ignored } = quantizerOptionsFromFlags(NAME, values);
+  const device = deviceFromFlag(NAME, values);
   const threads = values.threads === undefined ? undefined : integerInRange('--threads', String(values.threads), 1, 1024);
   if (resolve(outPath) === resolve(inPath)) throw new UsageError('--out: must name a different file than --in', helpHint(NAME));
   await checkInputFile('--in', inPath);
   await checkOutputPath('--out', outPath);
   for (const flag of ignored) out.warn(`${flag} has no effect with --method ${resolved.method}`);
   if (threads !== undefined) await setThreads(threads);
+  logDevice(out, device);
 
   const readStarted = performance.now();
   const inputs = await readInputs(inPath, resolved.method);
@@ -70,6 +74,7 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   const progress = new Progress(out, resolved.method, { unit: 'columns' });
   const result = await quantizeLinear(inputs.weight, inputs.statistics, {
     ...options,
+    device: device.device,
     signal,
     onProgress: (done, total) => progress.update(done, total),
   });

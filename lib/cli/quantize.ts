@@ -14,6 +14,7 @@ import {
 } from '../export/export.js';
 import { CONFIG_FILE } from '../io/checkpoint.js';
 import { describeKind } from '../io/files.js';
+import type { Device } from '../native/devices.js';
 import { type Model, loadModel } from '../models/model.js';
 import { Calibration, type CalibrationReport, DEFAULT_MAX_TOKENS, calibrationShortfall } from '../pipeline/calibration.js';
 import type { ImportanceOptions } from '../pipeline/importance.js';
@@ -27,6 +28,7 @@ import {
   optionFlags, parseFlags, parseInteger, parseQuantizerFlags, quantizerFlagTable, stringFlag,
 } from './args.js';
 import { type Command, type CommandContext, packageVersion } from './command.js';
+import { DEVICE_FLAG, logDevice } from './device.js';
 import { type Output, formatBytes, formatFields, formatSeconds } from './output.js';
 import { Progress } from './progress.js';
 import { RunLog } from './run-log.js';
@@ -41,7 +43,7 @@ const { method: _layerMethod, ...QUANTIZER } = quantizerFlagTable('Quantizer');
 /** Library option → the flag that sets it, for error messages. */
 const OPTION_FLAGS: Readonly<Record<string, string>> = {
   ...optionFlags(), method: '--method', base: '--base', calibration: '--calib', batchTokens: '--batch-tokens', memory: '--memory',
-  'importance.norm': '--importance-norm', 'importance.power': '--importance-power', 'importance.fallback': '--importance-fallback', format: '--format',
+  device: '--device', 'importance.norm': '--importance-norm', 'importance.power': '--importance-power', 'importance.fallback': '--importance-fallback', format: '--format',
 };
 /** Flags that only the calibrated methods use. */
 const CALIBRATION_FLAGS = ['images', 'samples', 'max-tokens', 'seed', 'max-image-pixels', 'base', 'importance-norm', 'importance-power', 'importance-fallback', 'memory', 'batch-tokens', 'work-dir', 'resume', 'keep-work'];
@@ -68,6 +70,7 @@ const FLAGS: FlagTable = {
   'work-dir': { type: 'string', value: 'DIR', description: 'where finished layers are kept until the export: an interrupted run continues from it with --resume', default: 'OUT.vlmq-work beside --out', group: 'Run' },
   resume: { type: 'boolean', description: 'continue the unfinished run in the work directory (same model, calibration set and options)', group: 'Run' },
   'keep-work': { type: 'boolean', description: 'keep the work directory after a successful export', group: 'Run' },
+  device: DEVICE_FLAG,
   format: { type: 'string', value: EXPORT_FORMATS.join('|'), description: 'gptq: GPTQ with v1 zero points (stored minus one); gptq_v2: zero points as they are; fake-quant: the dequantized weights in the original layout, for evaluation', default: 'gptq with --sym, gptq_v2 otherwise', group: 'Output' },
   'fake-quant-dtype': { type: 'string', value: Object.keys(FAKE_QUANT_DTYPES).join('|'), description: 'fake-quant: dtype of the dequantized linears (the other tensors keep theirs)', default: 'original', group: 'Output' },
   'max-shard-size': { type: 'string', value: 'SIZE', description: 'largest shard of tensor data: bytes, or a number with a unit: 500MB, 5GB (powers of 1000, as Hugging Face counts), 4GiB (powers of 1024)', default: `${DEFAULT_MAX_SHARD_BYTES / 1e9}GB`, group: 'Output' },
@@ -225,6 +228,7 @@ class EventLog {
 
   handle(event: QuantizeEvent): void {
     if (event.type === 'notice') this.out.warn(event.message);
+    else if (event.type === 'device') logDevice(this.out, { requested: event.requested, device: event.device, description: event.description });
     else if (event.type === 'calibration-progress') this.#progress.update(event.done, event.total);
     else if (event.type === 'calibration-set') this.#calibrationSet(event.report, event.samples);
     else {
@@ -307,6 +311,7 @@ function parseArguments(argv: readonly string[], out: Output): Arguments {
     batchTokens: given('batch-tokens', (text) => parseInteger('--batch-tokens', text)),
     workDir,
     resume: values.resume === true,
+    device: stringFlag(NAME, values, 'device') as Device | undefined,
   };
   const resolved = inFlagTerms(() => resolveQuantizeOptions(options, calib !== undefined));
   checkMethodFlags(resolved.method, calib, values, out);

@@ -14,6 +14,7 @@ import { type LayerErrors, type OutputErrors, modelErrors } from '../pipeline/ev
 import { type ModelMethod, type QuantizeEvent, quantize } from '../pipeline/quantize.js';
 import { builtinRecords } from './builtin-set.js';
 import { writeTinyCheckpoint } from './tiny-checkpoint.js';
+import type { Device } from '../native/devices.js';
 
 export const DEMO = {
   model: { architecture: 'qwen2_vl', layers: 4, hidden: 128, intermediate: 384, heads: 4, kvHeads: 2, seed: 2026, vision: { depth: 2, width: 64, heads: 4 } },
@@ -44,18 +45,18 @@ export interface DemoResult {
 }
 
 /** Runs the demo in `dir` (which must be empty or absent); everything it makes stays there. */
-export async function runDemo(dir: string, options: { signal?: AbortSignal; onEvent?: (e: DemoEvent) => void } = {}): Promise<DemoResult> {
+export async function runDemo(dir: string, options: { signal?: AbortSignal; onEvent?: (e: DemoEvent) => void; device?: Device } = {}): Promise<DemoResult> {
   const emit = (e: DemoEvent) => options.onEvent?.(e);
-  const { signal } = options;
+  const { signal, device } = options;
   emit({ type: 'step', step: 'writing a tiny Qwen2-VL checkpoint and the built-in calibration set' });
   await writeTinyCheckpoint(join(dir, 'model'), DEMO.model);
   const records = await builtinRecords(join(dir, 'builtin-set'), { samples: DEMO.calibration + DEMO.heldOut, seed: 0 });
   const model = await loadModel(join(dir, 'model'));
   try {
     emit({ type: 'step', step: 'preprocessing images, running the vision tower, tokenizing' });
-    const calibration = await buildCalibrationBundle(model, records.slice(0, DEMO.calibration), join(dir, 'calibration.safetensors'), { signal });
+    const calibration = await buildCalibrationBundle(model, records.slice(0, DEMO.calibration), join(dir, 'calibration.safetensors'), { signal, device });
     emit({ type: 'calibration', set: 'calibration', report: calibration });
-    const heldOut = await buildCalibrationBundle(model, records.slice(DEMO.calibration), join(dir, 'held-out.safetensors'), { signal });
+    const heldOut = await buildCalibrationBundle(model, records.slice(DEMO.calibration), join(dir, 'held-out.safetensors'), { signal, device });
     emit({ type: 'calibration', set: 'held-out', report: heldOut });
     const bundle = await CalibrationBundle.open(calibration.path);
     const heldOutSamples = await readAll(heldOut.path);
@@ -69,11 +70,11 @@ export async function runDemo(dir: string, options: { signal?: AbortSignal; onEv
         emit({ type: 'step', step: `${method}: quantizing` });
         const started = performance.now();
         const run = await quantize(model, method === 'rtn' ? null : bundle, {
-          method, bits: DEMO.bits, actOrder: method !== 'rtn', workDir: join(dir, `work-${method}`), signal,
+          method, bits: DEMO.bits, actOrder: method !== 'rtn', workDir: join(dir, `work-${method}`), signal, device,
           onEvent: (event) => emit({ type: 'pipeline', method, event }),
         });
         seconds[method] = (performance.now() - started) / 1000;
-        ({ layers: errors[method], output: output[method] } = await modelErrors(model, run, heldOutSamples));
+        ({ layers: errors[method], output: output[method] } = await modelErrors(model, run, heldOutSamples, { device }));
         emit({ type: 'method', method, seconds: seconds[method], errors: errors[method], output: output[method] });
         if (method === 'vlmq') {
           exported = await run.save(join(dir, 'vlmq-gptq'), { format: 'gptq_v2', signal });

@@ -20,13 +20,20 @@ export function backends(): BackendInfo[] {
  * The registry name of the backend `device` selects ('cpu', 'cuda:0', ...). An explicit device that
  * is not usable is an error with the reason (ERR_VLMQ_DEVICE_UNAVAILABLE), never a fallback.
  */
-export function resolveDevice(device: unknown = 'auto', option = 'device'): Device {
-  if (typeof device !== 'string' || !DEVICE_NAME.test(device)) throw invalidParameterError(option, "'auto', 'cpu', 'cuda' or 'cuda:N'", device);
+export function resolveDevice(device: unknown = 'auto'): Device {
+  if (typeof device !== 'string' || !DEVICE_NAME.test(device)) throw invalidParameterError('device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device);
   try {
     return binding().resolveDevice(device) as Device;
   } catch (error) {
-    throw new VlmqError('ERR_VLMQ_DEVICE_UNAVAILABLE', `${option}: ${(error as Error).message}`, { cause: error });
+    // The registry's message names the device and says why: "device 'cuda' is not usable: …".
+    throw new VlmqError('ERR_VLMQ_DEVICE_UNAVAILABLE', (error as Error).message, { cause: error });
   }
+}
+
+/** What a run says about its device: the backend, and for 'auto' on the CPU why no GPU was taken. */
+export function describeDevice(requested: string, device: Device): string {
+  if (requested !== 'auto' || device !== 'cpu') return device;
+  return `cpu (auto; no GPU: ${whyNotCuda()})`;
 }
 
 /** Why 'auto' did not choose a GPU, for the log: the first CUDA entry's reason, or null when one is usable. */

@@ -27,6 +27,7 @@ import type { QwenVisionConfig, SiglipVisionConfig } from '../models/types.js';
 import { gatherRows } from '../tensor.js';
 import { packageVersion } from '../version.js';
 import { VisionTower } from './vision-tower.js';
+import type { Device } from '../native/devices.js';
 
 export interface CalibrationBuildOptions {
   /** Records to use, chosen with `seed` (default: all of them, in a seeded order). */
@@ -43,6 +44,8 @@ export interface CalibrationBuildOptions {
   /** Called after each record, with (done, total). */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /** Where the vision tower runs: 'auto' (default), 'cpu', 'cuda' or 'cuda:N'. */
+  device?: Device;
 }
 
 export interface CalibrationReport {
@@ -112,7 +115,7 @@ export class Calibration {
   }
 
   /** The bundle at `path`: reused when it was built from this calibration for this model, built otherwise. */
-  async bundle(model: Model, path: string, progress: Pick<CalibrationBuildOptions, 'onProgress' | 'signal'> = {}): Promise<{ bundle: CalibrationBundle; report: CalibrationReport | null }> {
+  async bundle(model: Model, path: string, progress: Pick<CalibrationBuildOptions, 'onProgress' | 'signal' | 'device'> = {}): Promise<{ bundle: CalibrationBundle; report: CalibrationReport | null }> {
     const fingerprint = await this.fingerprint(model);
     const existing = await CalibrationBundle.open(path).catch(() => null);
     if (existing?.metadata[SOURCE_KEY] === fingerprint) return { bundle: existing, report: null };
@@ -175,7 +178,7 @@ export async function buildCalibrationBundle(model: Model, records: readonly Cal
   }
   if (planned.length === 0) throw new VlmqError('ERR_VLMQ_BAD_FILE', `no calibration sample fits in ${maxTokens} tokens (${report.dropped.length} dropped: ${report.dropped[0]?.reason ?? 'no records'})`);
 
-  const tower = await VisionTower.load(model);
+  const tower = await VisionTower.load(model, options.device);
   const table = await model.readTensor(`${model.architecture.languagePrefixes(model.layout).embedTokens}.weight`);
   let done = 0;
   const sample = async ({ record, ids }: (typeof planned)[number]): Promise<BundleSample> => {

@@ -5,7 +5,7 @@ import { invalidParameterError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import type { LinearName, TextConfig } from '../models/types.js';
 import type { DecoderStage, NativeDecoderDims, NativeDecoderLayer, NativeTensor, NativeTokens } from '../native/binding.js';
-import { resolveDevice } from '../native/devices.js';
+import { type Device, resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
 import { DeviceTensor } from '../quant/device-tensor.js';
 import { enqueue, runNative } from '../native/jobs.js';
@@ -44,7 +44,7 @@ export class DecoderLayer implements Disposable {
   private constructor(readonly dims: NativeDecoderDims, private readonly native: NativeDecoderLayer) {}
 
   /** Layer `index` of `model` on `device`, its tensors read from the checkpoint (BF16/F16/F32 → f32). */
-  static async load(model: Model, index: number, device = 'auto'): Promise<DecoderLayer> {
+  static async load(model: Model, index: number, device?: Device): Promise<DecoderLayer> {
     const layer = DecoderLayer.empty(decoderDims(model.config.text), device);
     const prefix = `${model.architecture.languagePrefixes(model.layout).layers}.${index}`;
     await layer.set('input_layernorm', await model.readTensor(`${prefix}.input_layernorm.weight`));
@@ -58,7 +58,7 @@ export class DecoderLayer implements Disposable {
   }
 
   /** A layer with no tensors yet (tests and synthetic models set them). */
-  static empty(dims: NativeDecoderDims, device = 'auto'): DecoderLayer {
+  static empty(dims: NativeDecoderDims, device?: Device): DecoderLayer {
     return new DecoderLayer(dims, new (binding().DecoderLayer)(dims, resolveDevice(device)));
   }
 

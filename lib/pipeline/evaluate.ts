@@ -11,6 +11,7 @@ import type { QuantizedLinearData } from '../export/export.js';
 import type { LinearSpec } from '../models/types.js';
 import { toFloat32 } from '../tensor.js';
 import { DecoderLayer } from './decoder-layer.js';
+import type { Device } from '../native/devices.js';
 
 export interface ModalityErrors {
   text: number;
@@ -33,23 +34,28 @@ export interface OutputErrors extends ModalityErrors {
 }
 
 /** The error after every decoder layer (the last entry is the model's final hidden state before the norm). */
-export async function layerErrors(model: Model, run: QuantizedLinears, samples: readonly BundleSample[]): Promise<LayerErrors[]> {
-  return (await compareLayers(model, run, samples)).layers;
+export async function layerErrors(model: Model, run: QuantizedLinears, samples: readonly BundleSample[], options: EvaluateOptions = {}): Promise<LayerErrors[]> {
+  return (await compareLayers(model, run, samples, options.device)).layers;
 }
 
 /** The error after every decoder layer, and of the logits. */
-export async function modelErrors(model: Model, run: QuantizedLinears, samples: readonly BundleSample[]): Promise<{ layers: LayerErrors[]; output: OutputErrors }> {
-  const { layers, full, quantized } = await compareLayers(model, run, samples);
+export async function modelErrors(model: Model, run: QuantizedLinears, samples: readonly BundleSample[], options: EvaluateOptions = {}): Promise<{ layers: LayerErrors[]; output: OutputErrors }> {
+  const { layers, full, quantized } = await compareLayers(model, run, samples, options.device);
   return { layers, output: await outputErrors(model, quantized, full, samples) };
 }
 
-async function compareLayers(model: Model, run: QuantizedLinears, samples: readonly BundleSample[]) {
+export interface EvaluateOptions {
+  /** Where the layers run: 'auto' (default), 'cpu', 'cuda' or 'cuda:N'. */
+  device?: Device;
+}
+
+async function compareLayers(model: Model, run: QuantizedLinears, samples: readonly BundleSample[], device?: Device) {
   let full = samples.map((s) => s.embeddings.data as Float32Array);
   let quantized = full;
   const out: LayerErrors[] = [];
   for (let l = 0; l < model.config.text.numLayers; l++) {
-    const fp = await DecoderLayer.load(model, l);
-    const q = await DecoderLayer.load(model, l);
+    const fp = await DecoderLayer.load(model, l, device);
+    const q = await DecoderLayer.load(model, l, device);
     try {
       for (const linear of model.layerLinears(l)) await q.setLinear(linear.module, (await run.linear(linear)).dequantized, [linear.outFeatures, linear.inFeatures]);
       const nextFull: Float32Array[] = [], nextQuantized: Float32Array[] = [];

@@ -14,7 +14,7 @@ import { placement } from '../io/files.js';
 import { Model } from '../models/model.js';
 import type { LinearSpec } from '../models/types.js';
 import type { NativeLinearOptions } from '../native/binding.js';
-import { type Device, resolveDevice } from '../native/devices.js';
+import { type Device, describeDevice, resolveDevice } from '../native/devices.js';
 import { type QuantizeLinearOptions, resolveLinearOptions } from '../quant/options.js';
 import { quantizeLinear } from '../quant/quantize-linear.js';
 import { type CalibratedMethod, type PipelineEvent, calibratedLoop } from './calibrated.js';
@@ -60,6 +60,8 @@ export type QuantizeEvent =
   | PipelineEvent
   /** Something the user should hear of: a stale lock taken over. */
   | { type: 'notice'; message: string }
+  /** The backend the run uses (first), as asked ('auto' by default) and as chosen, with why for 'auto' on the CPU. */
+  | { type: 'device'; requested: string; device: Device; description: string }
   /** Image–text calibration: records turned into bundle samples so far. */
   | { type: 'calibration-progress'; done: number; total: number }
   /** Image–text calibration: the bundle built (its report), or reused (report null). */
@@ -167,6 +169,8 @@ function oneOf(name: string, value: unknown, allowed: readonly unknown[]): void 
 export async function quantize(model: Model, calibration: CalibrationBundle | Calibration | null, options: QuantizeModelOptions = {}): Promise<QuantizationRun> {
   checkArguments(model, calibration, options);
   const run = resolveQuantizeOptions(options, calibration != null);
+  const requested = options.device ?? 'auto';
+  options.onEvent?.({ type: 'device', requested, device: run.device, description: describeDevice(requested, run.device) });
   if (run.method === 'rtn') return quantizeRtn(model, run);
   if (calibration == null) throw invalidParameterError('calibration', `a Calibration or a calibration bundle (method ${run.method} needs calibration data)`, calibration);
   if (calibration instanceof CalibrationBundle) checkBundle(model, calibration);
@@ -174,7 +178,7 @@ export async function quantize(model: Model, calibration: CalibrationBundle | Ca
   const emit = options.onEvent ?? (() => {});
   const work = await WorkDir.open(dir, { model: model.dir }, (message) => emit({ type: 'notice', message }));
   try {
-    const bundle = calibration instanceof Calibration ? await buildBundle(model, calibration, work.path, options) : calibration;
+    const bundle = calibration instanceof Calibration ? await buildBundle(model, calibration, work.path, options, run.device) : calibration;
     try {
       const store = await LayerStore.open(work.path, await runFingerprint(model, bundle, fingerprinted(run)), model.config.text.numLayers, options.resume ?? false);
       await calibratedLoop(model, bundle, store, {
@@ -215,11 +219,12 @@ function defaultFingerprint(model: Model, calibration: CalibrationBundle | Calib
  * it was built from the same records, options and model; an unfinished run of other settings is
  * refused before anything is built.
  */
-async function buildBundle(model: Model, calibration: Calibration, dir: string, options: QuantizeModelOptions): Promise<CalibrationBundle> {
+async function buildBundle(model: Model, calibration: Calibration, dir: string, options: QuantizeModelOptions, device: Device): Promise<CalibrationBundle> {
   await LayerStore.refuseUnfinished(dir, options.resume ?? false);
   const emit = options.onEvent ?? (() => {});
   const { bundle, report } = await calibration.bundle(model, join(dir, BUNDLE_FILE), {
     signal: options.signal,
+    device,
     onProgress: (done, total) => emit({ type: 'calibration-progress', done, total }),
   });
   emit({ type: 'calibration-set', report, samples: bundle.samples });

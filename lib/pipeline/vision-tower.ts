@@ -13,6 +13,7 @@ import { ConfigReader } from '../models/config-fields.js';
 import type { Model } from '../models/model.js';
 import type { ModelConfig, QwenVisionConfig, SiglipVisionConfig } from '../models/types.js';
 import type { NativeVisionDims, NativeVisionTower, VisionActivation } from '../native/binding.js';
+import { type Device, resolveDevice } from '../native/devices.js';
 import { binding } from '../native/loader.js';
 import { enqueue, runNative } from '../native/jobs.js';
 import { toNativeMatrix } from '../quant/matrix.js';
@@ -106,15 +107,15 @@ export class VisionTower implements Disposable {
     readonly imageNewline: Float32Array | null,
   ) {}
 
-  /** The vision tower of `model`, every tensor it uses read from the checkpoint (BF16/F16/F32 → f32). */
-  static async load(model: Model): Promise<VisionTower> {
+  /** The vision tower of `model` on `device`, every tensor it uses read from the checkpoint (BF16/F16/F32 → f32). */
+  static async load(model: Model, device?: Device): Promise<VisionTower> {
     const dims = visionDims(model.config, join(model.dir, CONFIG_FILE));
     const expected = model.architecture.visionTensors(model.config, model.layout);
     const anchor = dims.kind === 'siglip' ? 'embeddings.patch_embedding.weight' : 'patch_embed.proj.weight';
     const first = expected.find((t) => t.name.endsWith(anchor));
     if (!first) throw new VlmqError('ERR_VLMQ_INTERNAL', `${model.architecture.displayName} lists no ${anchor}`);
     const towerPrefix = first.name.slice(0, -anchor.length);
-    const tower = VisionTower.empty(dims);
+    const tower = VisionTower.empty(dims, device);
     try {
       let imageNewline: Float32Array | null = null;
       for (const { name, optional } of expected) {
@@ -134,8 +135,8 @@ export class VisionTower implements Disposable {
   }
 
   /** A tower with no tensors yet (tests and synthetic models set them with set()). */
-  static empty(dims: NativeVisionDims): VisionTower {
-    return new VisionTower(dims, new (binding().VisionTower)(dims), null);
+  static empty(dims: NativeVisionDims, device?: Device): VisionTower {
+    return new VisionTower(dims, new (binding().VisionTower)(dims, resolveDevice(device)), null);
   }
 
   /** Stores a tensor by its name relative to the tower (native/include/vlmq/vision.h). */

@@ -35,7 +35,7 @@ t.test('device names: auto, cpu, cuda, cuda:N; anything else is a usage error na
     t.throws(() => resolveDevice(bad), { code: 'ERR_VLMQ_INVALID_ARG', message: /'auto', 'cpu', 'cuda' or 'cuda:N' for device/ }, String(bad));
   }
   if (!usableCuda) {
-    t.throws(() => resolveDevice('cuda'), { code: 'ERR_VLMQ_DEVICE_UNAVAILABLE', message: /^device: device 'cuda' is not usable: / });
+    t.throws(() => resolveDevice('cuda'), { code: 'ERR_VLMQ_DEVICE_UNAVAILABLE', message: /^device 'cuda' is not usable: / });
     t.throws(() => resolveDevice('cuda:3'), { code: 'ERR_VLMQ_DEVICE_UNAVAILABLE' });
   }
 });
