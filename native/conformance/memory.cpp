@@ -158,8 +158,9 @@ struct FakeDevice {
     std::free(data);
     releases++;
   }
-  std::unique_ptr<MemoryPool> pool(size_t max_cached) {
-    return std::make_unique<MemoryPool>([this](size_t n) { return alloc(n); }, [this](void* d, size_t n) { release(d, n); }, max_cached);
+  std::unique_ptr<MemoryPool> pool(size_t max_cached, size_t max_block = SIZE_MAX) {
+    return std::make_unique<MemoryPool>([this](size_t n) { return alloc(n); }, [this](void* d, size_t n) { release(d, n); }, max_cached,
+                                        max_block);
   }
   ~FakeDevice() {
     for (auto& [data, bytes] : live) std::free(data);
@@ -227,6 +228,18 @@ void pool_cases(Suite& s) {
     for (void* data : blocks) pool->give(data, 2048);
     CONF_CHECK(expect(pool->cached_bytes() == 4096, "cached_bytes " + std::to_string(pool->cached_bytes()) + ", expected 4096"));
     CONF_CHECK(expect(device.releases == 1, "the block beyond max_cached_bytes was not released"));
+    pool.reset();
+    return expect(device.in_use == 0 && device.misuse.empty(), "blocks left on the device " + device.misuse);
+  });
+  s.run("memory_pool", "a block larger than max_block_bytes goes back to the device at once", [](Rng&) {
+    FakeDevice device;
+    auto pool = device.pool(1 << 20, 8192);
+    void* small = pool->take(8192);
+    void* large = pool->take(9000);
+    pool->give(small, 8192);
+    pool->give(large, 9000);
+    CONF_CHECK(expect(pool->cached_bytes() == 8192, "cached_bytes " + std::to_string(pool->cached_bytes()) + ", expected 8192 (the small block only)"));
+    CONF_CHECK(expect(device.releases == 1, "the large block was not released"));
     pool.reset();
     return expect(device.in_use == 0 && device.misuse.empty(), "blocks left on the device " + device.misuse);
   });

@@ -4,8 +4,8 @@
 
 namespace vlmq {
 
-MemoryPool::MemoryPool(RawAlloc raw_alloc, RawFree raw_free, size_t max_cached_bytes)
-    : raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)), max_cached_(max_cached_bytes) {}
+MemoryPool::MemoryPool(RawAlloc raw_alloc, RawFree raw_free, size_t max_cached_bytes, size_t max_block_bytes)
+    : raw_alloc_(std::move(raw_alloc)), raw_free_(std::move(raw_free)), max_cached_(max_cached_bytes), max_block_(max_block_bytes) {}
 
 MemoryPool::~MemoryPool() { trim(); }
 
@@ -43,7 +43,7 @@ void MemoryPool::give(void* data, size_t bytes) {
   const size_t cls = size_class(bytes);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_ + cls <= max_cached_) {
+    if (cls <= max_block_ && cached_ + cls <= max_cached_) {
       cache_[cls].push_back(data);
       cached_ += cls;
       return;

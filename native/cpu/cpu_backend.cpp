@@ -71,16 +71,18 @@ void load_row(const MatrixView& v, int64_t r, float* out) {
   }
 }
 
-// Host blocks kept for reuse at most: enough for the scratch of a decoder layer's batch and a few
-// n × n statistics of a large model, small against the memory such a run needs anyway.
-constexpr size_t kMaxCachedBytes = size_t{1} << 30;
+// Host blocks kept for reuse: the many small and medium scratch buffers of every call. Larger
+// blocks (a batch's MLP activations, n × n statistics) go back to the system at once, as malloc
+// would return them, so that what is cached never raises a run's peak memory.
+constexpr size_t kMaxCachedBytes = size_t{256} << 20;
+constexpr size_t kMaxCachedBlock = size_t{32} << 20;
 
 }  // namespace
 
 CpuBackend::CpuBackend()
     : pool_(std::make_shared<ThreadPool>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))),
       memory_([](size_t bytes) { return std::aligned_alloc(64, bytes); }, [](void* data, size_t) { std::free(data); },
-              kMaxCachedBytes) {}
+              kMaxCachedBytes, kMaxCachedBlock) {}
 
 void CpuBackend::set_threads(int n) {
   n = std::max(1, n);

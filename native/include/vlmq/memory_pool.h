@@ -14,7 +14,9 @@ class MemoryPool {
   // raw_alloc returns null when the device is out of memory; raw_free releases a block.
   using RawAlloc = std::function<void*(size_t bytes)>;
   using RawFree = std::function<void(void* data, size_t bytes)>;
-  MemoryPool(RawAlloc raw_alloc, RawFree raw_free, size_t max_cached_bytes);
+  // Blocks larger than max_block_bytes, and blocks that would take the cache past
+  // max_cached_bytes, go back to the device at once.
+  MemoryPool(RawAlloc raw_alloc, RawFree raw_free, size_t max_cached_bytes, size_t max_block_bytes);
   ~MemoryPool();
   MemoryPool(const MemoryPool&) = delete;
   MemoryPool& operator=(const MemoryPool&) = delete;
@@ -36,6 +38,7 @@ class MemoryPool {
   RawAlloc raw_alloc_;
   RawFree raw_free_;
   size_t max_cached_;
+  size_t max_block_;
   mutable std::mutex mutex_;
   std::map<size_t, std::vector<void*>> cache_;
   size_t cached_ = 0;
