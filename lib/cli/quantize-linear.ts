@@ -64,13 +64,13 @@ async function run(argv: readonly string[], { out, signal }: CommandContext): Pr
   await checkOutputPath('--out', outPath);
   for (const flag of ignored) out.warn(`${flag} has no effect with --method ${resolved.method}`);
   if (threads !== undefined) await setThreads(threads);
-  logDevice(out, device);
 
   const readStarted = performance.now();
   const inputs = await readInputs(inPath, resolved.method);
   const readSeconds = (performance.now() - readStarted) / 1000;
   out.log(`read ${inPath}: ${inputs.described}`);
 
+  logDevice(out, device);
   const progress = new Progress(out, resolved.method, { unit: 'columns' });
   const result = await quantizeLinear(inputs.weight, inputs.statistics, {
     ...options,
