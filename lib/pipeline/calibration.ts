@@ -28,6 +28,7 @@ import { gatherRows } from '../tensor.js';
 import { packageVersion } from '../version.js';
 import { VisionTower } from './vision-tower.js';
 import type { Device } from '../native/devices.js';
+import { concatRows } from './batches.js';
 
 export interface CalibrationBuildOptions {
   /** Records to use, chosen with `seed` (default: all of them, in a seeded order). */
@@ -229,12 +230,12 @@ async function imageFeatures(tower: VisionTower, inputs: readonly ImageInput[], 
   const H = model.config.text.hiddenSize;
   const parts: Float32Array[] = [];
   const qwen = inputs.filter((i): i is Extract<ImageInput, { kind: 'qwen' }> => i.kind === 'qwen').map((i) => i.input);
-  if (qwen.length > 0) parts.push(await tower.qwen(concat(qwen.map((q) => q.pixelValues)), qwen.map((q) => q.grid)));
+  if (qwen.length > 0) parts.push(await tower.qwen(concatRows(qwen.map((q) => q.pixelValues)), qwen.map((q) => q.grid)));
   const perSide = Math.floor(tower.dims.imageSize / tower.dims.patch);
   for (const i of inputs) {
     if (i.kind === 'llava') parts.push(packLlavaFeatures(await tower.siglip(i.input.pixelValues, i.input.views), i.input, perSide, tower.imageNewline!, H));
   }
-  return concat(parts);
+  return concatRows(parts);
 }
 
 /** Token embeddings with the image features at the placeholders, positions and the modality mask. */
@@ -276,15 +277,4 @@ function positionParts(modality: Uint8Array, inputs: readonly ImageInput[], merg
     }
   }
   return parts;
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
